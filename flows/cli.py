@@ -1,0 +1,184 @@
+"""``tdw``: the workbench's command line.
+
+Exit codes: 0 ok; 2 bad input (one line on stderr, no traceback); 1 a run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
+
+
+class Usage(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _epochs_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--checkpoints wants integers like 0,100,500; got {text!r}")
+
+
+def _knobs(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--preset", default="quick", help="smoke | quick | canonical (default: quick)")
+    sub.add_argument("--p", type=int, help="modulus, an odd prime")
+    sub.add_argument("--seed", type=int, help="model initialisation seed")
+    sub.add_argument("--data-seed", type=int, help="train/test split seed")
+    sub.add_argument("--frac", type=float, dest="frac_train", help="training fraction, in (0, 1)")
+    sub.add_argument("--epochs", type=int, dest="num_epochs", help="number of epochs")
+    sub.add_argument("--lr", type=float, help="AdamW learning rate")
+    sub.add_argument("--wd", type=float, dest="weight_decay", help="AdamW weight decay")
+    sub.add_argument("--checkpoints", type=_epochs_list, help="checkpoint epochs, e.g. 0,100,500")
+    _common(sub)
+    sub.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    sub.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+
+
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--runs", help="runs root (default: $TDW_RUNS or ./runs)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tdw", description="Training-dynamics workbench: train "
+                                 "small transformers on (a + b) mod p and watch them grok.")
+    sp = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _knobs(sp.add_parser("run", help="train and analyse a run (the pipeline flow)"))
+    _knobs(sp.add_parser("train", help="train only (checkpoints, series; no analysis)"))
+    a = sp.add_parser("analyze", help="analyse the missing or stale checkpoints of a run")
+    a.add_argument("run_id")
+    _common(a)
+    a.add_argument("--threads", type=int, default=1)
+    s = sp.add_parser("serve", help="serve the viewer on http://127.0.0.1:5006")
+    _common(s)
+    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--address", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    s.add_argument("--show", action="store_true", help="open a browser")
+    r = sp.add_parser("runs", help="list the runs in the runs root with their status")
+    _common(r)
+    return ap
+
+
+def _config(args):
+    from flows.pipeline import build_config
+
+    return build_config(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
+                        args.num_epochs, args.lr, args.weight_decay, args.checkpoints)
+
+
+def _check_root(root: str) -> None:
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise Usage(f"runs root {root} is a file, not a folder")
+
+
+def cmd_run(args) -> int:
+    from flows.pipeline import pipeline
+
+    cfg = _config(args)
+    _check_device(args.device)
+    run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
+                      args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
+                      runs_dir=args.runs, device=args.device, threads=args.threads)
+    assert run_id == cfg.run_id
+    print(f"run {run_id} trained and analysed under {_root(args)}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from flows.train import train_flow
+
+    cfg = _config(args)
+    _check_device(args.device)
+    run_id = train_flow(cfg.to_dict(), _root(args), device=args.device, analyze=False, threads=args.threads)
+    print(f"run {run_id} trained under {_root(args)}; analyse it with: tdw analyze {run_id}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from flows.analyze import analyze_flow
+    from tasks.runs import load_config
+
+    load_config(_root(args), args.run_id)  # unknown id -> one clear line
+    epochs = analyze_flow(args.run_id, _root(args), threads=args.threads)
+    print(f"analysed {len(epochs)} checkpoint(s) of {args.run_id}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from tasks.runs import run_status
+    from store.layout import list_run_ids
+
+    root = _root(args)
+    ids = list_run_ids(root)
+    if not ids:
+        print(f"no runs under {root}")
+        return 0
+    print(f"{'run id':34} {'p':>4} {'trained':>13} {'analysed':>9} {'test acc':>8}")
+    for run_id in ids:
+        st = run_status(root, run_id)
+        if "error" in st:
+            print(f"{run_id:34} {st['config'].p:>4} {st['error']}")
+            continue
+        trained = f"{st['trained_through'] + 1}/{st['num_epochs']}"
+        analysed = f"{st['analysed']}/{st['checkpoints']}"
+        print(f"{run_id:34} {st['config'].p:>4} {trained:>13} {analysed:>9} {st['test_acc']:>8.3f}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    env = {**os.environ, "TDW_RUNS": os.path.abspath(_root(args))}
+    hosts = [f"{h}:{args.port}" for h in {args.address, "127.0.0.1", "localhost"}]
+    cmd = [sys.executable, "-m", "panel", "serve", str(APP), "--address", args.address,
+           "--port", str(args.port), *[f"--allow-websocket-origin={h}" for h in hosts]]
+    if args.show:
+        cmd.append("--show")
+    print(f"viewer on http://{args.address}:{args.port}/app  (runs root {env['TDW_RUNS']}; Ctrl-C stops)",
+          flush=True)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _root(args) -> str:
+    from store.layout import runs_root
+
+    root = runs_root(args.runs)
+    _check_root(root)
+    return root
+
+
+def _check_device(device: str | None) -> None:
+    from tasks.training import pick_device
+
+    try:
+        pick_device(device)
+    except (ValueError, RuntimeError) as exc:
+        raise Usage(str(exc).splitlines()[0])
+
+
+COMMANDS = {"run": cmd_run, "train": cmd_train, "analyze": cmd_analyze, "runs": cmd_runs, "serve": cmd_serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from store.layout import LayoutError
+    from tasks.config import ConfigError
+    from tasks.runs import RunError
+
+    try:
+        if hasattr(args, "runs"):
+            _root(args)
+        return COMMANDS[args.command](args)
+    except (Usage, ConfigError, LayoutError, RunError) as exc:
+        print(f"tdw: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

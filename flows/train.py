@@ -1,0 +1,68 @@
+"""Train a run, fanning out one analysis task per checkpoint as soon as it is on disk, so that
+analysis overlaps training."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from store.layout import runs_root
+from tasks import runs
+from tasks.config import RunConfig
+from tasks.steps import analyze_checkpoint, prepare_run
+from tasks.training import Series
+
+
+def _reporter(cfg: RunConfig):
+    """Progress for the Prefect UI (artifact, at most once a second) and the log (every ~10 s)."""
+    logger = get_run_logger()
+    artifact = create_progress_artifact(0.0, description=f"training {cfg.run_id}")
+    last_log = [0.0]
+
+    def report(epoch: int, series: Series) -> None:
+        done = 100.0 * (epoch + 1) / cfg.num_epochs
+        update_progress_artifact(artifact, done)
+        if time.monotonic() - last_log[0] > 10 or epoch == cfg.num_epochs - 1:
+            last_log[0] = time.monotonic()
+            logger.info("epoch %d/%d  train loss %.3g  test loss %.3g  test acc %.3f",
+                        epoch, cfg.num_epochs - 1, series.train_loss[epoch],
+                        _last(series.test_loss, epoch), _last(series.test_acc, epoch))
+
+    return report
+
+
+def _last(values, epoch: int) -> float:
+    measured = values[: epoch + 1]
+    measured = measured[measured == measured]  # drop NaN (not evaluated)
+    return float(measured[-1]) if len(measured) else float("nan")
+
+
+@flow(name="train", flow_run_name="train-{config[p]}-s{config[seed]}-d{config[data_seed]}",
+      task_runner=ThreadPoolTaskRunner(max_workers=1))
+def train_flow(config: dict, runs_dir: str | None = None, device: str | None = None,
+               analyze: bool = True, threads: int = 1) -> str:
+    """Train the run described by ``config`` (``RunConfig.to_dict()``); resumes or extends an
+    existing run of the same id. Returns the run id."""
+    torch.set_num_threads(threads)  # one thread per process is the robust default on CPU
+    root = runs_root(runs_dir)
+    cfg = RunConfig.from_dict(prepare_run(root, config))
+    futures = []
+
+    def fan_out(epoch: int) -> None:
+        futures.append(analyze_checkpoint.submit(root, cfg.run_id, epoch))
+
+    runs.train_run(root, cfg, device=device, on_checkpoint=fan_out if analyze else None,
+                   on_progress=_reporter(cfg))
+    for future in futures:
+        future.result()
+    return cfg.run_id
+
+
+if __name__ == "__main__":
+    from tasks.config import preset
+
+    train_flow(preset("quick").to_dict())

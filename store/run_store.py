@@ -1,0 +1,221 @@
+"""The run store: one Zarr v3 group per run, and the verbs everything else uses.
+
+create_run, open_run, list_runs; RunStore.ensure_variables, write_epoch, write_series,
+mark_done, done_mask, read. Per-checkpoint arrays hold one epoch per chunk or shard, so tasks
+writing different epochs never share a file; completion is a per-analysis, per-epoch record
+(``<analysis>_done``, one element per chunk) written after the data, holding the analysis
+version stamp. Missing chunks read as NaN (floats), never as plausible zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from store import layout
+from store.schema import SERIES_VARIABLES, Variable, coordinates, fill_value
+
+CODE_VERSION = "0.1.0"
+_COMPRESSOR = ZstdCodec(level=1)  # higher levels and shuffles bought nothing (DESIGN.md)
+
+
+class StoreError(RuntimeError):
+    """A store is missing, partial or does not match its run."""
+
+
+def version_stamp(version: str) -> int:
+    """A positive int64 that identifies an analysis version (0 means "not done")."""
+    return int.from_bytes(hashlib.sha256(version.encode()).digest()[:8], "big") >> 1 or 1
+
+
+def _create(group: zarr.Group, var: Variable, sizes: dict[str, int]) -> zarr.Array:
+    shape = tuple(sizes[d] for d in var.dims)
+    if var.dims[0] == "epoch":
+        chunks = (1, *shape[1:])
+        shards = None
+        if var.inner_chunk:
+            shards, chunks = chunks, (1, min(var.inner_chunk, shape[1]), *shape[2:])
+    else:
+        chunks, shards = (min(s, 4096) or 1 for s in shape), None
+        chunks = tuple(chunks)
+    attrs = {"long_name": var.long_name, "description": var.description, **var.attrs}
+    if var.units:
+        attrs["units"] = var.units
+    if var.hook:
+        attrs["hook"] = var.hook
+    if "freq" in var.dims:
+        attrs["coordinates"] = "freq_label"
+    return group.create_array(
+        var.name, shape=shape, chunks=chunks, shards=shards, dtype=var.dtype,
+        fill_value=fill_value(var.dtype), compressors=_COMPRESSOR, dimension_names=var.dims,
+        attributes=attrs,
+    )
+
+
+@dataclass
+class RunStore:
+    """Handle on one run's store. Cheap to open; safe to share between threads that write
+    disjoint epochs."""
+
+    root: str
+    run_id: str
+    group: zarr.Group
+
+    # --- description ---
+    @property
+    def attrs(self) -> dict:
+        return dict(self.group.attrs)
+
+    @property
+    def config(self) -> dict:
+        return self.group.attrs["config"]
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Checkpoint epochs (the ``epoch`` coordinate)."""
+        return self.group["epoch"][:]
+
+    def index(self, epoch: int) -> int:
+        hits = np.flatnonzero(self.epochs == epoch)
+        if not len(hits):
+            raise StoreError(f"epoch {epoch} is not a checkpoint of run {self.run_id}")
+        return int(hits[0])
+
+    def sizes(self) -> dict[str, int]:
+        return dict(self.group.attrs["dim_sizes"])
+
+    def variables(self) -> list[str]:
+        return sorted(name for name, _ in self.group.arrays())
+
+    def has(self, name: str) -> bool:
+        return name in self.group
+
+    def array_attrs(self, name: str) -> dict:
+        arr = self.group[name]
+        return {**arr.attrs, "dims": tuple(arr.metadata.dimension_names or ())}
+
+    # --- writing (single writer per epoch) ---
+    def ensure_variables(self, variables: list[Variable]) -> None:
+        """Create the arrays that do not exist yet (one writer, before any fan-out)."""
+        sizes = self.sizes()
+        for var in variables:
+            if var.name not in self.group:
+                _create(self.group, var, sizes)
+
+    def write_epoch(self, name: str, epoch: int, values: np.ndarray) -> None:
+        self.group[name][self.index(epoch)] = values
+
+    def write_series(self, series: dict[str, np.ndarray], start: int, stop: int) -> None:
+        """Write epochs ``start .. stop-1`` of the training series (the trainer is the only writer)."""
+        for name, values in series.items():
+            self.group[name][start:stop] = values[start:stop]
+        self.group.attrs["trained_through"] = int(stop - 1)
+
+    def mark_done(self, analysis: str, epoch: int, version: str) -> None:
+        """Record that ``analysis`` at ``epoch`` is written; call after its data."""
+        self.group[f"{analysis}_done"][self.index(epoch)] = version_stamp(version)
+
+    def done_mask(self, analysis: str, version: str | None = None) -> np.ndarray:
+        """Bool per checkpoint: done (at ``version``, if given; at any version otherwise)."""
+        name = f"{analysis}_done"
+        if name not in self.group:
+            return np.zeros(len(self.epochs), dtype=bool)
+        stamps = self.group[name][:]
+        return stamps == version_stamp(version) if version else stamps != 0
+
+    # --- reading ---
+    def read(self, name: str, epoch: int | None = None, *index) -> np.ndarray:
+        """Whole array, or one epoch's slice (optionally indexed further, e.g. one neuron)."""
+        arr = self.group[name]
+        if epoch is None:
+            return arr[:]
+        return arr[(self.index(epoch), *index)]
+
+    def series(self) -> dict[str, np.ndarray]:
+        return {v.name: self.group[v.name][:] for v in SERIES_VARIABLES}
+
+
+def _open_group(path: str, mode: str) -> zarr.Group:
+    return zarr.open_group(store=path, mode=mode, zarr_format=3, use_consolidated=False)
+
+
+def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: dict) -> RunStore:
+    """Create a run's folder, ``config.json`` and store skeleton (coordinates and series).
+
+    ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. Refuses to overwrite an existing run.
+    """
+    path = layout.store_path(root, run_id)
+    if os.path.exists(path):
+        raise StoreError(f"run {run_id} already has a store at {path}")
+    os.makedirs(layout.run_dir(root, run_id), exist_ok=True)
+    with open(layout.config_path(root, run_id), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    group = _open_group(path, "w-")
+    store = RunStore(root, run_id, group)
+    _write_skeleton(store, config, list(checkpoint_epochs), dims)
+    return store
+
+
+def _write_skeleton(store: RunStore, config: dict, epochs: list[int], dims: dict) -> None:
+    from store.schema import dim_sizes
+
+    p, d_mlp, n_heads, num_epochs = dims["p"], dims["d_mlp"], dims["n_heads"], dims["num_epochs"]
+    sizes = dim_sizes(p, d_mlp, n_heads, len(epochs), num_epochs)
+    store.group.attrs.update({
+        "run_id": store.run_id, "config": config, "code_version": CODE_VERSION,
+        "dim_sizes": sizes, "trained_through": -1,
+        "conventions": "epoch e = model after e optimiser steps; "
+                       "<analysis>_done != 0 marks an analysed epoch (the value stamps the version)",
+    })
+    for name, (cdims, values, attrs) in coordinates(p, d_mlp, n_heads, epochs, num_epochs).items():
+        arr = store.group.create_array(
+            name, shape=values.shape, dtype=values.dtype if values.dtype.kind != "U" else str,
+            dimension_names=cdims, attributes=attrs, fill_value=None if values.dtype.kind == "U" else 0,
+        )
+        arr[:] = values
+    store.ensure_variables(list(SERIES_VARIABLES))
+
+
+def open_run(root: str, run_id: str, mode: str = "r+") -> RunStore:
+    path = layout.store_path(root, run_id)
+    if not os.path.isdir(path):
+        raise StoreError(f"run {run_id} has no store under {root}")
+    try:
+        group = _open_group(path, mode)
+    except Exception as exc:  # zarr raises several types for damaged metadata
+        raise StoreError(f"store of run {run_id} is unreadable ({exc})") from exc
+    if "epoch" not in group or "config" not in group.attrs:
+        raise StoreError(f"store of run {run_id} is partial (no skeleton)")
+    return RunStore(root, run_id, group)
+
+
+def list_runs(root: str) -> list[str]:
+    """Runs under ``root`` with a config and a store, sorted by id."""
+    return [r for r in layout.list_run_ids(root) if os.path.isdir(layout.store_path(root, r))]
+
+
+def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> None:
+    """Extend a run to more epochs and checkpoints, in one place, by the one writer, before new
+    analysis tasks fan out. Existing epochs keep their index; nothing written is touched."""
+    old = list(store.epochs)
+    new = list(checkpoint_epochs)
+    if new[: len(old)] != old:
+        raise StoreError(f"run {store.run_id}: a grown schedule must keep the existing checkpoints {old}")
+    sizes = store.sizes()
+    sizes.update({"epoch": len(new), "series_epoch": num_epochs})
+    for name, arr in store.group.arrays():
+        dims = tuple(arr.metadata.dimension_names or ())
+        if dims and dims[0] in ("epoch", "series_epoch") and name not in ("epoch", "series_epoch"):
+            arr.resize((sizes[dims[0]], *arr.shape[1:]))
+    for name, values in (("epoch", np.asarray(new)), ("series_epoch", np.arange(num_epochs))):
+        store.group[name].resize(values.shape)
+        store.group[name][:] = values
+    store.group.attrs.update({"dim_sizes": sizes, "config": config})
+    with open(layout.config_path(store.root, store.run_id), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)

@@ -1,0 +1,66 @@
+"""Fourier analyses of the embedding and of the MLP neurons (REFERENCE.md, "Analyses").
+
+Frequencies are named by ``k = 1 .. (p-1)/2``; the basis rows are ``const, cos 1, sin 1, ...``
+(``store.schema.fourier_labels``), and the stored labels are the single truth.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+
+@functools.lru_cache(maxsize=8)
+def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Orthonormal (p, p) basis: row 0 constant ``1/sqrt(p)``; rows ``2k-1, 2k`` are
+    ``cos(2*pi*k*x/p)``, ``sin(2*pi*k*x/p)`` scaled to unit norm."""
+    if p < 3 or p % 2 == 0:
+        raise ValueError(f"the Fourier basis needs an odd p >= 3, got {p}")
+    x = torch.arange(p, dtype=torch.float64)
+    rows = [torch.ones(p, dtype=torch.float64)]
+    for k in range(1, (p - 1) // 2 + 1):
+        rows += [torch.cos(2 * torch.pi * k * x / p), torch.sin(2 * torch.pi * k * x / p)]
+    basis = torch.stack(rows)
+    return (basis / basis.norm(dim=1, keepdim=True)).to(dtype)
+
+
+def per_frequency(row_values: torch.Tensor) -> torch.Tensor:
+    """Combine the cos and sin rows of a per-basis-row norm: ``(..., p) -> (..., (p-1)/2)``,
+    ``sqrt(cos_k² + sin_k²)``."""
+    pairs = row_values[..., 1:].unflatten(-1, (-1, 2))
+    return pairs.pow(2).sum(-1).sqrt()
+
+
+def embedding_spectrum(W_E: torch.Tensor, p: int) -> dict[str, np.ndarray]:
+    """``W_E (d_vocab, d_model)`` -> norms of ``F @ W_E[:p]`` per basis row, shape (p,), and per
+    frequency, shape ((p-1)/2,). Parseval: ``sum(norms²) == ||W_E[:p]||²``."""
+    coeffs = fourier_basis(p, torch.float64) @ W_E[:p].double()  # (component, d_model)
+    norms = coeffs.norm(dim=1)
+    return {
+        "embedding_spectrum": norms.float().numpy(),
+        "embedding_freq_norm": per_frequency(norms).float().numpy(),
+    }
+
+
+def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
+    """``acts (neuron, a, b)`` -> fraction of each neuron's centred variance in frequency k,
+    shape (neuron, (p-1)/2), values in [0, 1], each row summing to <= 1.
+
+    For a neuron map N (centred), ``A = F N Fᵀ``; frequency k owns the 3×3 block of rows and
+    columns {const, cos k, sin k}. A constant neuron has no variance and gets zeros.
+    """
+    basis = fourier_basis(p, torch.float32)
+    centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
+    energy = (basis @ centred @ basis.T).pow(2)  # (neuron, component, component)
+    n_freq = (p - 1) // 2
+    # group rows/cols into [const, k=1, ..., k=n_freq]: (neuron, n_freq+1, n_freq+1)
+    group = torch.tensor([0] + [k for k in range(1, n_freq + 1) for _ in (0, 1)])
+    onehot = torch.nn.functional.one_hot(group, n_freq + 1).float()  # (component, group)
+    grouped = onehot.T @ energy @ onehot
+    diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, n_freq+1)
+    block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
+    total = energy.sum(dim=(1, 2), keepdim=False)[:, None]
+    frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
+    return frac.clamp(0, 1).numpy()

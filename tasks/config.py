@@ -1,0 +1,223 @@
+"""Run configuration: frozen dataclasses whose defaults are the canonical grokking settings.
+
+Field names follow TransformerLens's config (``d_model``, ``n_heads``, ``d_mlp``, ``act_fn`` ...).
+A run's identity is everything that determines its trajectory (task, model, optimiser, seeds,
+training fraction); how far it is trained and where it is checkpointed are its *extent*, so a run
+can be extended without changing its id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which and why."""
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    f = 3
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 2
+    return True
+
+
+def canonical_schedule(num_epochs: int = 25_000) -> tuple[int, ...]:
+    """The earlier tools' hand-tuned p=113 schedule (94 epochs) plus the final epoch."""
+    epochs = [
+        *range(0, 1_401, 100),
+        *range(1_500, 8_501, 500),
+        *range(9_000, 12_901, 100),
+        *range(13_000, 24_501, 500),
+    ]
+    return tuple(sorted({e for e in epochs if e < num_epochs} | {num_epochs - 1}))
+
+
+def log_linear_schedule(num_epochs: int, every: int, n_log: int = 12) -> tuple[int, ...]:
+    """Log-spaced early checkpoints (memorisation happens in the first ~200 epochs), then
+    one every ``every`` epochs, then the final epoch."""
+    early = {0} | {round(2 ** (i * 8 / n_log)) for i in range(n_log + 1)}  # 1 .. 256
+    regular = set(range(0, num_epochs, every))
+    return tuple(sorted(e for e in early | regular | {num_epochs - 1} if e < num_epochs))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The transformer (TransformerLens field names). ``d_vocab = p + 1``, ``n_ctx = 3``."""
+
+    n_layers: int = 1
+    n_heads: int = 4
+    d_model: int = 128
+    d_head: int = 32
+    d_mlp: int = 512
+    act_fn: str = "relu"
+    normalization_type: str | None = None  # no LayerNorm
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to reproduce a run. Defaults: Nanda et al. 2023, canonical p=113."""
+
+    p: int = 113  # modulus; an odd prime
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    frac_train: float = 0.3  # fraction of the p² pairs used for training
+    seed: int = 999  # model initialisation seed
+    data_seed: int = 598  # train/test split seed
+    # Extent (not identity): epochs e = 0 .. num_epochs-1, where epoch e is the model after e
+    # optimiser steps; checkpoint_epochs is sorted, unique and always holds num_epochs - 1.
+    num_epochs: int = 25_000
+    checkpoint_epochs: tuple[int, ...] = ()
+    test_every: int = 1  # test split evaluated every N epochs, and always at checkpoints
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.checkpoint_epochs:
+            object.__setattr__(self, "checkpoint_epochs", default_schedule(self.p, self.num_epochs))
+        object.__setattr__(
+            self, "checkpoint_epochs", normalise_schedule(self.checkpoint_epochs, self.num_epochs)
+        )
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    # --- derived ---
+    @property
+    def d_vocab(self) -> int:
+        return self.p + 1  # tokens 0..p-1 and "=" (id p)
+
+    @property
+    def d_vocab_out(self) -> int:
+        return self.p
+
+    @property
+    def n_freq(self) -> int:
+        return (self.p - 1) // 2
+
+    def identity(self) -> dict:
+        """The fields that determine the trajectory (hashed into the run id)."""
+        d = self.to_dict()
+        for extent in ("num_epochs", "checkpoint_epochs", "test_every"):
+            d.pop(extent)
+        return d
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+        return f"p{self.p}-s{self.seed}-d{self.data_seed}-{digest[:8]}"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["checkpoint_epochs"] = list(self.checkpoint_epochs)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        model = d.pop("model", {})
+        model = model if isinstance(model, ModelConfig) else ModelConfig(**model)
+        d["betas"] = tuple(d.get("betas", (0.9, 0.98)))
+        d["checkpoint_epochs"] = tuple(d.get("checkpoint_epochs", ()))
+        return cls(model=model, **d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "RunConfig":
+        if "num_epochs" in changes and "checkpoint_epochs" not in changes:
+            changes["checkpoint_epochs"] = ()  # re-derive the default schedule
+        return dataclasses.replace(self, **changes)
+
+
+def default_schedule(p: int, num_epochs: int) -> tuple[int, ...]:
+    if p == 113 and num_epochs == 25_000:
+        return canonical_schedule(num_epochs)
+    return log_linear_schedule(num_epochs, every=max(1, num_epochs // 50))
+
+
+def normalise_schedule(epochs, num_epochs: int) -> tuple[int, ...]:
+    out = set()
+    for e in epochs:
+        if isinstance(e, bool) or not isinstance(e, int):
+            if isinstance(e, float) and e.is_integer():
+                e = int(e)
+            else:
+                raise ConfigError(f"checkpoint epochs must be integers, got {e!r}")
+        if not 0 <= e < num_epochs:
+            raise ConfigError(
+                f"checkpoint epoch {e} is outside [0, {num_epochs}) (epochs run 0..num_epochs-1)"
+            )
+        out.add(e)
+    return tuple(sorted(out | {num_epochs - 1}))
+
+
+def validate(c: RunConfig) -> None:
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise ConfigError(msg)
+
+    need(isinstance(c.p, int) and not isinstance(c.p, bool), f"p must be an integer, got {c.p!r}")
+    need(c.p >= 3 and c.p % 2 == 1 and is_prime(c.p),
+         f"p must be an odd prime >= 3 (the Fourier analyses need it), got {c.p}")
+    need(c.p <= 1_000, f"p={c.p} is too large for the full p² probe (at most 1000)")
+    need(isinstance(c.frac_train, (int, float)) and 0 < c.frac_train < 1,
+         f"frac_train must be strictly between 0 and 1, got {c.frac_train!r}")
+    need(isinstance(c.num_epochs, int) and c.num_epochs >= 1,
+         f"num_epochs must be an integer >= 1, got {c.num_epochs!r}")
+    need(isinstance(c.test_every, int) and c.test_every >= 1,
+         f"test_every must be an integer >= 1, got {c.test_every!r}")
+    need(c.lr > 0, f"lr must be positive, got {c.lr}")
+    need(c.weight_decay >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
+    need(len(c.betas) == 2 and all(0 <= b < 1 for b in c.betas), f"betas must be two numbers in [0, 1), got {c.betas}")
+    for name in ("seed", "data_seed"):
+        v = getattr(c, name)
+        need(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
+    m = c.model
+    need(m.n_layers == 1, "only 1-layer models are supported (the analyses read blocks.0)")
+    need(m.act_fn in ("relu", "gelu"), f"act_fn must be relu or gelu, got {m.act_fn!r}")
+    need(m.normalization_type in (None, "LN"), "normalization_type must be None or 'LN'")
+    for name in ("n_heads", "d_model", "d_head", "d_mlp"):
+        need(getattr(m, name) >= 1, f"{name} must be >= 1")
+
+
+PRESETS: dict[str, RunConfig] = {
+    # seconds: plumbing for tests (p=31 at fraction 0.6 memorises by ~50 epochs)
+    "smoke": RunConfig(
+        p=31, model=ModelConfig(d_model=32, d_head=8, n_heads=4, d_mlp=64), lr=3e-3,
+        frac_train=0.6, num_epochs=60, checkpoint_epochs=(0, 10, 20, 40),
+    ),
+    # the demo: groks on a 2-core CPU in well under a minute of training
+    "quick": RunConfig(p=59, lr=3e-3, num_epochs=3_500),
+    # Nanda et al. 2023 / the TransformerLens grokking demo
+    "canonical": RunConfig(),
+}
+
+
+def preset(name: str, **overrides) -> RunConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    model_over = {k: overrides.pop(k) for k in list(overrides) if k in ModelConfig.__dataclass_fields__}
+    base = PRESETS[name]
+    if model_over:
+        overrides["model"] = dataclasses.replace(base.model, **model_over)
+    if "num_epochs" in overrides and "checkpoint_epochs" not in overrides:
+        overrides["checkpoint_epochs"] = ()
+    return dataclasses.replace(base, **overrides)

@@ -1,0 +1,81 @@
+"""An exact fast forward for training: only what the last-position loss needs.
+
+The query sits at the fixed ``=`` token and position 2, so it is one vector per head; keys and
+values depend on one token each. Per-token tables (p rows) replace the full 3-position forward:
+attention scores and OV outputs are computed once per token, then gathered per pair. Only the
+``=`` position runs the MLP and the unembedding. It reads and differentiates the bridge's own
+parameter tensors, so gradients land where the optimiser expects them and checkpoints are the
+bridge's ``state_dict``. ``tests/test_fast.py`` shows logits and gradients match the
+TransformerLens forward. Applies to 1-layer models without LayerNorm (biases frozen at zero);
+anything else uses the bridge forward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tasks.config import RunConfig
+
+
+def applies(cfg: RunConfig) -> bool:
+    return cfg.model.n_layers == 1 and cfg.model.normalization_type is None
+
+
+class FastForward:
+    """``logits(pairs)`` for pairs ``(B, 2)`` of ``(a, b)``; returns ``(B, d_vocab_out)``."""
+
+    def __init__(self, model: torch.nn.Module, cfg: RunConfig):
+        if not applies(cfg):
+            raise ValueError("the fast forward needs 1 layer and no LayerNorm")
+        params = dict(model.named_parameters())
+
+        def find(suffix: str) -> torch.nn.Parameter:
+            (name,) = [n for n in params if n.endswith(suffix)]
+            return params[name]
+
+        for name, prm in params.items():
+            if name.endswith(".bias") and (prm.requires_grad or prm.abs().max() != 0):
+                raise ValueError(f"the fast forward assumes frozen zero biases ({name})")
+        self.W_E = find("tok_embed._original_component.weight")  # (d_vocab, d_model)
+        self.W_pos = find("pos._original_component.weight")  # (3, d_model)
+        self.q = find("attn._original_component.q._original_component.weight")  # (H*dh, d_model)
+        self.k = find("attn._original_component.k._original_component.weight")
+        self.v = find("attn._original_component.v._original_component.weight")
+        self.o = find("attn._original_component.o._original_component.weight")  # (d_model, H*dh)
+        self.w_in = find("fc_in._original_component.weight")  # (d_mlp, d_model)
+        self.w_out = find("fc_out._original_component.weight")  # (d_model, d_mlp)
+        self.w_u = find("head._original_component.weight")  # (d_vocab_out, d_model)
+        self.p, self.H, self.dh = cfg.p, cfg.model.n_heads, cfg.model.d_head
+        self.act = torch.relu if cfg.model.act_fn == "relu" else torch.nn.functional.gelu
+
+    def logits(self, pairs: torch.Tensor) -> torch.Tensor:
+        p, H, dh = self.p, self.H, self.dh
+        x_a = self.W_E[:p] + self.W_pos[0]  # (p, d_model): token t at position 0
+        x_b = self.W_E[:p] + self.W_pos[1]  # (p, d_model): token t at position 1
+        x_eq = self.W_E[p] + self.W_pos[2]  # (d_model,): "=" at position 2
+        q = (x_eq @ self.q.T).view(H, dh) / math.sqrt(dh)  # (H, dh)
+        # per-token attention scores from "=", (p, H), and OV outputs, (p, H, d_model)
+        w_k = self.k.view(H, dh, -1)
+        s_a = torch.einsum("td,hed,he->th", x_a, w_k, q)
+        s_b = torch.einsum("td,hed,he->th", x_b, w_k, q)
+        s_eq = torch.einsum("d,hed,he->h", x_eq, w_k, q)
+        w_o = self.o.view(-1, H, dh)  # (d_model, H, dh)
+        w_v = self.v.view(H, dh, -1)  # (H, dh, d_model)
+        w_ov = torch.einsum("hei,ohe->hio", w_v, w_o)  # (H, d_model_in, d_model_out)
+        ov_a = torch.einsum("ti,hio->tho", x_a, w_ov)
+        ov_b = torch.einsum("ti,hio->tho", x_b, w_ov)
+        ov_eq = torch.einsum("i,hio->ho", x_eq, w_ov)
+
+        a, b = pairs[:, 0], pairs[:, 1]
+        scores = torch.stack([s_a[a], s_b[b], s_eq.expand(len(a), H)], dim=-1)  # (B, H, 3)
+        pattern = scores.softmax(dim=-1)
+        attn_out = (
+            (pattern[..., 0, None] * ov_a[a]).sum(1)
+            + (pattern[..., 1, None] * ov_b[b]).sum(1)
+            + pattern[..., 2] @ ov_eq
+        )  # (B, d_model)
+        resid_mid = x_eq + attn_out
+        resid_post = resid_mid + self.act(resid_mid @ self.w_in.T) @ self.w_out.T
+        return resid_post @ self.w_u.T  # (B, d_vocab_out)

@@ -1,0 +1,192 @@
+"""The steps of a run, as plain functions (no Prefect): prepare a run, train it writing
+checkpoints and series, analyse one checkpoint. ``tasks/steps.py`` wraps them as Prefect tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import numpy as np
+
+from store import layout
+from store.run_store import RunStore, StoreError, create_run, grow, open_run
+from tasks import checkpoints as ckpt
+from tasks.analyses import ANALYSES, BY_NAME, variables
+from tasks.analyses.probe import Probe
+from tasks.config import RunConfig
+from tasks.model import build_model, trainable
+from tasks.training import Series, make_optimizer, pick_device, train
+
+
+class RunError(RuntimeError):
+    """A run cannot be started or continued as asked; the message says why."""
+
+
+def load_config(root: str, run_id: str) -> RunConfig:
+    path = layout.config_path(root, run_id)
+    if not os.path.isfile(path):
+        known = ", ".join(layout.list_run_ids(root)) or "none"
+        raise RunError(f"unknown run id {run_id!r} under {root} (runs: {known})")
+    with open(path) as f:
+        return RunConfig.from_dict(json.load(f))
+
+
+def _dims(cfg: RunConfig) -> dict:
+    return {"p": cfg.p, "d_mlp": cfg.model.d_mlp, "n_heads": cfg.model.n_heads, "num_epochs": cfg.num_epochs}
+
+
+def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
+    """Create the run, or reconcile ``cfg`` with the existing run of the same id: same extent
+    resumes; a longer one extends (existing checkpoints kept); a shorter one is refused.
+    Creates every analysis variable before any fan-out. Returns the run's effective config."""
+    run_id = cfg.run_id
+    if not os.path.exists(layout.config_path(root, run_id)):
+        store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
+    else:
+        old = load_config(root, run_id)
+        store = open_run(root, run_id)
+        if cfg.num_epochs < old.num_epochs:
+            raise RunError(
+                f"run {run_id} already has {old.num_epochs} epochs; it cannot be shortened to "
+                f"{cfg.num_epochs} (use a new data or model seed for a new run)"
+            )
+        if cfg.num_epochs > old.num_epochs or set(cfg.checkpoint_epochs) - set(old.checkpoint_epochs):
+            later = [e for e in cfg.checkpoint_epochs if e > old.checkpoint_epochs[-1]]
+            cfg = cfg.replace(checkpoint_epochs=tuple(old.checkpoint_epochs) + tuple(later))
+            grow(store, cfg.to_dict(), cfg.checkpoint_epochs, cfg.num_epochs)
+        else:
+            cfg = old
+    store.ensure_variables(variables())
+    return cfg
+
+
+def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Series]:
+    """Load the latest saved training state, if any: ``(start_epoch, series so far)``."""
+    run_id, series = cfg.run_id, Series.empty(cfg.num_epochs)
+    state_path = layout.train_state_path(root, run_id)
+    if not os.path.isfile(state_path):
+        return 0, series
+    names = list(trainable(model))
+    try:
+        epoch = ckpt.load_train_state(state_path, optimizer, names)
+        ckpt.load_into(model, layout.checkpoint_path(root, run_id, epoch), cfg, epoch)
+    except ckpt.CheckpointError:
+        optimizer.state.clear()
+        return 0, series  # damaged state: start over from the seeded initialisation
+    saved = open_run(root, run_id).series()
+    for name, values in saved.items():
+        getattr(series, name)[:epoch] = values[:epoch]
+    return epoch, series
+
+
+def checkpoint_ok(root: str, cfg: RunConfig, epoch: int) -> bool:
+    path = layout.checkpoint_path(root, cfg.run_id, epoch)
+    if not os.path.isfile(path):
+        return False
+    try:
+        meta = ckpt.checkpoint_metadata(path)
+    except ckpt.CheckpointError:
+        return False
+    return meta["run_id"] == cfg.run_id and meta["epoch"] == epoch
+
+
+def train_run(
+    root: str,
+    cfg: RunConfig,
+    *,
+    device: str | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, Series], None] | None = None,
+) -> Series:
+    """Train (or resume) the run; at each checkpoint write the weights, the resume state and
+    the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis)."""
+    dev = pick_device(device)
+    model = build_model(cfg, dev)
+    optimizer = make_optimizer(model, cfg)
+    start, series = _resume_point(root, cfg, model, optimizer)
+    if start == cfg.num_epochs - 1 and checkpoint_ok(root, cfg, start):
+        if on_checkpoint:
+            for e in cfg.checkpoint_epochs:
+                on_checkpoint(e)
+        return series
+    store = open_run(root, cfg.run_id)
+    names = list(trainable(model))
+    flushed = [start]
+
+    def save(epoch: int, model, optimizer, series: Series) -> None:
+        if not checkpoint_ok(root, cfg, epoch):
+            ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
+        ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch)
+        store.write_series(series.as_dict(), flushed[0], epoch + 1)
+        flushed[0] = epoch + 1
+        if on_checkpoint:
+            on_checkpoint(epoch)
+
+    if on_checkpoint:  # checkpoints written before an interruption
+        for e in cfg.checkpoint_epochs:
+            if e < start:
+                on_checkpoint(e)
+    return train(cfg, model, optimizer, start_epoch=start, series=series,
+                 on_checkpoint=save, on_progress=on_progress)
+
+
+def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = None,
+                  force: bool = False) -> list[str]:
+    """Run the analyses of one checkpoint that are missing or stale; returns those computed.
+    Data first, then the done record."""
+    cfg = load_config(root, run_id)
+    store = open_run(root, run_id)
+    index = store.index(epoch)
+    todo = [BY_NAME[n] for n in (names or [a.name for a in ANALYSES])]
+    if not force:
+        todo = [a for a in todo if not store.done_mask(a.name, a.version)[index]]
+    if not todo:
+        return []
+    path = layout.checkpoint_path(root, run_id, epoch)
+    model = build_model(cfg)
+    ckpt.load_into(model, path, cfg, epoch)
+    probe = Probe(cfg, model, tuple(h for a in todo for h in a.hooks))
+    for analysis in todo:
+        results = analysis.fn(probe)
+        for var in analysis.outputs:
+            store.write_epoch(var.name, epoch, np.asarray(results[var.name], dtype=var.dtype))
+        store.mark_done(analysis.name, epoch, analysis.version)
+    return [a.name for a in todo]
+
+
+def prepare_analysis(root: str, run_id: str) -> None:
+    """Create analysis variables an older store lacks (one writer, before any fan-out)."""
+    open_run(root, run_id).ensure_variables(variables())
+
+
+def pending_epochs(root: str, run_id: str) -> list[int]:
+    """Checkpoints on disk with at least one analysis missing or stale."""
+    cfg = load_config(root, run_id)
+    store = open_run(root, run_id)
+    stale = np.zeros(len(store.epochs), dtype=bool)
+    for a in ANALYSES:
+        stale |= ~store.done_mask(a.name, a.version)
+    return [int(e) for e, s in zip(store.epochs, stale) if s and checkpoint_ok(root, cfg, int(e))]
+
+
+def run_status(root: str, run_id: str) -> dict:
+    """A summary for listings: config, training progress, analysed checkpoints, final accuracy."""
+    cfg = load_config(root, run_id)
+    try:
+        store = open_run(root, run_id, mode="r")
+    except StoreError as exc:
+        return {"run_id": run_id, "config": cfg, "error": str(exc)}
+    done = np.ones(len(store.epochs), dtype=bool)
+    for a in ANALYSES:
+        done &= store.done_mask(a.name)
+    trained = int(store.attrs.get("trained_through", -1))
+    acc = store.series()["test_acc"]
+    measured = acc[~np.isnan(acc)]
+    return {
+        "run_id": run_id, "config": cfg, "trained_through": trained,
+        "num_epochs": cfg.num_epochs, "checkpoints": len(store.epochs),
+        "analysed": int(done.sum()), "test_acc": float(measured[-1]) if len(measured) else float("nan"),
+    }
+
+

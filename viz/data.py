@@ -1,0 +1,80 @@
+"""Reads for the viewer: small keys (run id, variable, epoch) in, numpy out. Nothing is
+recomputed here; labels come from the store. Analysed epochs are immutable, so their reads are
+cached; the training series are re-read (a live run grows them)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from store import layout
+from store.run_store import RunStore, StoreError, list_runs, open_run
+
+ANALYSES = ("embedding_spectrum", "neuron_activations", "neuron_frequencies")
+
+
+def runs_root() -> str:
+    return os.path.abspath(layout.runs_root())
+
+
+def runs(root: str) -> list[str]:
+    return list_runs(root)
+
+
+@functools.lru_cache(maxsize=64)
+def _store(root: str, run_id: str) -> RunStore:
+    return open_run(root, run_id, mode="r")
+
+
+def store(root: str, run_id: str) -> RunStore:
+    return _store(root, run_id)
+
+
+def analysed_epochs(root: str, run_id: str) -> list[int]:
+    """Checkpoint epochs whose every analysis has its done record."""
+    st = store(root, run_id)
+    mask = np.ones(len(st.epochs), dtype=bool)
+    for name in ANALYSES:
+        mask &= st.done_mask(name)
+    return [int(e) for e in st.epochs[mask]]
+
+
+def series(root: str, run_id: str) -> dict[str, np.ndarray]:
+    return store(root, run_id).series()
+
+
+@functools.lru_cache(maxsize=4096)
+def epoch_slice(root: str, run_id: str, name: str, epoch: int, *index) -> np.ndarray:
+    """One analysed epoch of a variable (optionally indexed further); read-only."""
+    out = np.asarray(store(root, run_id).read(name, epoch, *index))
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def coord(root: str, run_id: str, name: str) -> np.ndarray:
+    values = np.asarray(store(root, run_id).read(name))
+    if values.dtype.kind in "TO":  # Zarr's variable-length strings -> plain numpy str
+        values = np.asarray(values.tolist(), dtype=str)
+    return values
+
+
+def config(root: str, run_id: str) -> dict:
+    return store(root, run_id).config
+
+
+def describe(root: str, run_id: str, name: str) -> dict:
+    return store(root, run_id).array_attrs(name)
+
+
+def forget(run_id: str | None = None) -> None:
+    """Drop cached handles (a run was re-created or deleted)."""
+    _store.cache_clear()
+    epoch_slice.cache_clear()
+    coord.cache_clear()
+
+
+__all__ = ["StoreError", "analysed_epochs", "config", "coord", "describe", "epoch_slice",
+           "forget", "runs", "runs_root", "series", "store"]
