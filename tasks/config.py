@@ -200,8 +200,7 @@ def validate(c: RunConfig) -> None:
 PRESETS: dict[str, RunConfig] = {
     # seconds: plumbing for tests (p=31 at fraction 0.6 memorises by ~50 epochs)
     "smoke": RunConfig(
-        p=31, model=ModelConfig(d_model=32, d_head=8, n_heads=4, d_mlp=64), lr=3e-3,
-        frac_train=0.6, num_epochs=60, checkpoint_epochs=(0, 10, 20, 40),
+        p=31, lr=3e-3, frac_train=0.6, num_epochs=150, checkpoint_epochs=(0, 25, 50, 100),
     ),
     # the demo: groks on a 2-core CPU in well under a minute of training
     "quick": RunConfig(p=59, lr=3e-3, num_epochs=3_500),

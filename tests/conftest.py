@@ -1,0 +1,36 @@
+"""Shared fixtures: a temporary Prefect home, and one analysed smoke run reused by the store,
+viewer and browser tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="tdw-prefect-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """``(root, cfg)`` of a trained and fully analysed smoke run (plain steps, no Prefect)."""
+    from tasks.config import preset
+    from tasks.runs import analyze_epoch, prepare_run, train_run
+
+    root = str(tmp_path_factory.mktemp("runs"))
+    cfg = prepare_run(root, preset("smoke"))
+    epochs = []
+    train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
+    for epoch in epochs:
+        analyze_epoch(root, cfg.run_id, epoch)
+    return root, cfg
+
+
+@pytest.fixture
+def root(tmp_path) -> str:
+    return str(tmp_path / "runs")

@@ -1,0 +1,39 @@
+"""The fast trainer computes the same function as the TransformerLens forward: logits and
+gradients agree to float32 rounding, on trained-looking (not just initial) weights."""
+
+import pytest
+import torch
+
+from tasks.config import ModelConfig, RunConfig
+from tasks.data import full_probe, labels
+from tasks.fast import FastForward, applies
+from tasks.model import build_model, trainable
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("p,act", [(7, "relu"), (31, "relu"), (59, "gelu"), (113, "relu")])
+def test_logits_and_gradients_match_transformer_lens(p, act):
+    cfg = RunConfig(p=p, num_epochs=2, model=ModelConfig(act_fn=act))
+    model = build_model(cfg)
+    with torch.no_grad():  # move away from the symmetric initialisation
+        for prm in trainable(model).values():
+            prm.add_(0.05 * torch.randn_like(prm, generator=None))
+    x, y = full_probe(p), labels(p)
+    ref = model(x)[:, -1]
+    fast = FastForward(model, cfg).logits(x[:, :2])
+    assert _rel(fast, ref) < 1e-5
+
+    grads = []
+    for logits_fn in (lambda: model(x)[:, -1], lambda: FastForward(model, cfg).logits(x[:, :2])):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(logits_fn().double(), y).backward()
+        grads.append({n: q.grad.clone() for n, q in trainable(model).items()})
+    for name in grads[0]:
+        assert _rel(grads[1][name], grads[0][name]) < 1e-5, name
+
+
+def test_fast_path_declines_layer_norm():
+    assert not applies(RunConfig(p=31, num_epochs=2, model=ModelConfig(normalization_type="LN")))
