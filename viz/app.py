@@ -35,10 +35,10 @@ class RunView(param.Parameterized):
         self.epochs = data.analysed_epochs(root, run_id)
         self.trained_through = int(data.store(root, run_id).attrs.get("trained_through", -1))
         cfg = data.config(root, run_id)
-        self.epoch = pn.widgets.DiscreteSlider(name="Epoch", options=self.epochs or [0],
+        self.epoch = pn.widgets.DiscreteSlider(label="Epoch", options=self.epochs or [0],
                                                value=(self.epochs or [0])[-1], width=300)
         d_mlp = cfg["model"]["d_mlp"]
-        self.neuron = pn.widgets.IntInput(name="Neuron", start=0, end=d_mlp - 1, value=0, width=120)
+        self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=120)
         self.info = pn.pane.Markdown(self._info(cfg), width=300)
         self.panel = self._build() if self.epochs else _message(
             f"Run `{run_id}` has no analysed checkpoints yet; they appear here as they are done.")
@@ -98,7 +98,7 @@ class App:
     def __init__(self, root: str | None = None):
         self.root = root or data.runs_root()
         runs = data.runs(self.root)
-        self.run_select = pn.widgets.Select(name="Run", options=runs, value=runs[-1] if runs else None, width=300)
+        self.run_select = pn.widgets.Select(label="Run", options=runs, value=runs[-1] if runs else None, width=300)
         self.controls = pn.Column(width=320)
         self.main = pn.Column()
         self.view: RunView | None = None

@@ -1,0 +1,96 @@
+import multiprocessing as mp
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from store import layout
+from store.run_store import StoreError, create_run, list_runs, open_run, version_stamp
+from store.schema import Variable, done_variable
+
+DIMS = {"p": 7, "d_mlp": 32, "n_heads": 4, "num_epochs": 50}
+EPOCHS = [0, 10, 20, 30, 49]
+ACTS = Variable("acts", ("epoch", "neuron", "a", "b"), "float16", "acts", "test", inner_chunk=16)
+
+
+def _store(root):
+    st = create_run(root, "r1", {"p": 7}, EPOCHS, DIMS)
+    st.ensure_variables([ACTS, done_variable("acts")])
+    return st
+
+
+def test_xarray_opens_the_run_store_fully_labelled(smoke_run):
+    root, cfg = smoke_run
+    ds = xr.open_zarr(layout.store_path(root, cfg.run_id), consolidated=False)
+    assert ds["epoch"].values.tolist() == list(cfg.checkpoint_epochs)
+    assert ds["neuron_activations"].dims == ("epoch", "neuron", "a", "b")
+    assert ds["neuron_freq_fraction"].dims == ("epoch", "neuron", "freq")
+    assert [str(x) for x in ds["component"].values[:3]] == ["const", "cos 1", "sin 1"]
+    assert ds["freq"].values.tolist() == list(range(1, 16))
+    assert "freq_label" in ds["neuron_freq_fraction"].coords
+    assert ds["neuron_activations"].attrs["hook"] == "blocks.0.mlp.hook_post"
+    for name, var in ds.data_vars.items():
+        assert var.dims and "long_name" in var.attrs, name
+        for dim in var.dims:
+            assert dim in ds.coords, (name, dim)
+    assert ds.attrs["config"]["p"] == 31 and "code_version" in ds.attrs
+    final = ds["neuron_activations"].sel(epoch=cfg.checkpoint_epochs[-1]).values
+    assert final.dtype == np.float16 and (final >= 0).all() and final.max() > 0
+
+
+def test_missing_chunks_read_as_nan_and_done_is_explicit(tmp_path):
+    st = _store(str(tmp_path))
+    assert np.isnan(st.read("acts", 10)).all()
+    assert not st.done_mask("acts").any()
+    st.write_epoch("acts", 10, np.ones((32, 7, 7)))
+    st.mark_done("acts", 10, "acts@v1")
+    assert st.done_mask("acts").tolist() == [False, True, False, False, False]
+    assert st.done_mask("acts", "acts@v1")[1] and not st.done_mask("acts", "acts@v2")[1]
+    assert st.read("acts", 10, 3).shape == (7, 7)
+    with pytest.raises(StoreError, match="not a checkpoint"):
+        st.index(11)
+
+
+def test_refuses_to_recreate_and_lists_runs(tmp_path):
+    root = str(tmp_path)
+    _store(root)
+    with pytest.raises(StoreError, match="already"):
+        create_run(root, "r1", {}, EPOCHS, DIMS)
+    assert list_runs(root) == ["r1"]
+    with pytest.raises(StoreError):
+        open_run(root, "nope")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "a" * 200])
+def test_run_ids_cannot_escape_the_root(bad):
+    with pytest.raises(layout.LayoutError):
+        layout.run_dir("/tmp/runs", bad)
+
+
+def test_version_stamp_is_positive_and_distinct():
+    assert version_stamp("a") > 0 and version_stamp("a") != version_stamp("b")
+
+
+def _write(root, epoch):
+    st = open_run(root, "r1")
+    st.write_epoch("acts", epoch, np.full((32, 7, 7), epoch, dtype=np.float16))
+    st.mark_done("acts", epoch, "v")
+
+
+def test_concurrent_writers_on_disjoint_epochs(tmp_path):
+    root = str(tmp_path)
+    _store(root)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda e: _write(root, e), EPOCHS[:3]))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_write, args=(root, e)) for e in EPOCHS[3:]]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    st = open_run(root, "r1")
+    assert st.done_mask("acts", "v").all()
+    for e in EPOCHS:
+        assert (st.read("acts", e) == e).all()

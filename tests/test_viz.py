@@ -1,0 +1,87 @@
+"""The viewer without a browser: build the app on a smoke run, drive the widgets, check the
+data each view would draw."""
+
+import numpy as np
+
+from viz import data
+from viz.app import App
+
+
+def _current(dmap):
+    return dmap[()]
+
+
+def test_slider_drives_every_per_epoch_view(smoke_run):
+    root, cfg = smoke_run
+    app = App(root)
+    view = app.view
+    assert app.run_select.value == cfg.run_id
+    assert view.epoch.options == list(cfg.checkpoint_epochs)
+    assert view.epoch.value == cfg.checkpoint_epochs[-1]
+
+    def snapshot():
+        bars = _current(view.views["embedding_spectrum"])
+        heat = _current(view.views["neuron_heatmap"])
+        grid = _current(view.views["neuron_grid"])
+        freq = _current(view.views["neuron_frequencies"])
+        return (bars.dimension_values("norm"), heat.dimension_values("activation"),
+                grid.dimension_values("activation"), freq.dimension_values("fraction"))
+
+    late = snapshot()
+    view.epoch.value = cfg.checkpoint_epochs[1]
+    early = snapshot()
+    for a, b in zip(late, early):
+        assert not np.array_equal(a, b, equal_nan=True)
+    assert _current(view.views["embedding_spectrum"]).dimension_values("component")[0] == "const"
+
+
+def test_neuron_heatmap_is_oriented_and_matches_the_store(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    epoch = cfg.checkpoint_epochs[-1]
+    view.neuron.value = 3
+    img = _current(view.views["neuron_heatmap"])
+    stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, 3).astype(np.float32)
+    # rows are a, columns b, a = 0 first (drawn at the bottom): no flipped rows
+    np.testing.assert_allclose(img.dimension_values(2, flat=False), stored)
+    assert img[2.0, 5.0] == stored[5, 2]  # sample at (b=2, a=5)
+    assert img.kdims[0].name == "b" and img.kdims[1].name == "a"
+
+
+def test_loss_marker_follows_the_slider(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    view.epoch.value = cfg.checkpoint_epochs[2]
+    overlay = _current(view.views["loss"])
+    vlines = [el for el in overlay if type(el).__name__ == "VLine"]
+    assert vlines and vlines[0].data == cfg.checkpoint_epochs[2]
+
+
+def test_empty_root_and_unanalysed_run_show_messages(tmp_path, smoke_run):
+    app = App(str(tmp_path))
+    assert app.view is None and "No runs" in app.main[0].object
+    from tasks.config import preset
+    from tasks.runs import prepare_run
+
+    root = str(tmp_path / "fresh")
+    cfg = prepare_run(root, preset("smoke"))
+    app = App(root)
+    assert app.view is not None and "no analysed checkpoints" in app.view.panel.object
+
+
+def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
+    from tasks.config import preset
+    from tasks.runs import analyze_epoch, prepare_run, train_run
+
+    root = str(tmp_path)
+    cfg = prepare_run(root, preset("smoke"))
+    epochs = []
+    train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
+    analyze_epoch(root, cfg.run_id, epochs[0])
+    analyze_epoch(root, cfg.run_id, epochs[1])
+    app = App(root)
+    view = app.view
+    view.epoch.value = epochs[0]
+    analyze_epoch(root, cfg.run_id, epochs[2])
+    app.refresh()
+    assert view.epoch.options == epochs[:3] and view.epoch.value == epochs[0]
