@@ -115,7 +115,9 @@ def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...
     frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)[list(order)]
     freqs = data.coord(root, run_id, "freq")
     rank = np.arange(len(order))
-    return hv.Image((freqs, rank, frac), ["frequency k", "neuron (sorted by dominant k)"], "fraction").opts(
+    neuron_ids = np.broadcast_to(np.asarray(order)[:, None], frac.shape)  # for the hover
+    return hv.Image((freqs, rank, frac, neuron_ids), ["frequency k", "neuron (sorted by dominant k)"],
+                    ["fraction", "neuron"]).opts(
         width=WIDTH, height=360, cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"],
         invert_yaxis=True, title=f"Neuron × frequency variance fraction · epoch {epoch}",
     )
