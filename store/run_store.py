@@ -19,7 +19,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from store import layout
-from store.schema import SERIES_VARIABLES, Variable, coordinates, fill_value
+from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value
 
 CODE_VERSION = "0.1.0"
 _COMPRESSOR = ZstdCodec(level=1)  # higher levels and shuffles bought nothing (DESIGN.md)
@@ -87,6 +87,13 @@ class RunStore:
             raise StoreError(f"epoch {epoch} is not a checkpoint of run {self.run_id}")
         return int(hits[0])
 
+    def dims(self) -> dict[str, int]:
+        """``p, d_mlp, n_heads, num_epochs``: what the dimension sizes derive from."""
+        cfg = self.group.attrs["config"]
+        return self.group.attrs.get("dims") or {  # stores written before "dims" was recorded
+            "p": cfg["p"], "d_mlp": cfg["model"]["d_mlp"], "n_heads": cfg["model"]["n_heads"],
+            "num_epochs": cfg["num_epochs"]}
+
     def sizes(self) -> dict[str, int]:
         return dict(self.group.attrs["dim_sizes"])
 
@@ -103,10 +110,27 @@ class RunStore:
     # --- writing (single writer per epoch) ---
     def ensure_variables(self, variables: list[Variable]) -> None:
         """Create the arrays that do not exist yet (one writer, before any fan-out)."""
+        self._ensure_coordinates()
         sizes = self.sizes()
         for var in variables:
             if var.name not in self.group:
                 _create(self.group, var, sizes)
+
+    def _ensure_coordinates(self, epochs: list[int] | None = None) -> None:
+        """Write the coordinate arrays (and sizes) this store lacks: a store written by an older
+        version gains the dimensions that newer analyses use."""
+        d = self.dims()
+        epochs = list(self.epochs) if "epoch" in self.group else epochs
+        self.group.attrs["dim_sizes"] = dim_sizes(d["p"], d["d_mlp"], d["n_heads"], len(epochs), d["num_epochs"])
+        coords = coordinates(d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"])
+        for name, (cdims, values, attrs) in coords.items():
+            if name in self.group:
+                continue
+            text = values.dtype.kind == "U"
+            arr = self.group.create_array(name, shape=values.shape, dtype=str if text else values.dtype,
+                                          dimension_names=cdims, attributes=attrs,
+                                          fill_value=None if text else 0)
+            arr[:] = values
 
     def write_epoch(self, name: str, epoch: int, values: np.ndarray) -> None:
         self.group[name][self.index(epoch)] = values
@@ -128,6 +152,25 @@ class RunStore:
             return np.zeros(len(self.epochs), dtype=bool)
         stamps = self.group[name][:]
         return stamps == version_stamp(version) if version else stamps != 0
+
+    def write_key_frequencies(self, freqs: list[int], **attrs) -> None:
+        """The run's key frequencies (k, 1-based) as a mask over ``freq``, with the rule that
+        chose them in the attributes (one writer, before the analyses that use them fan out)."""
+        if "key_freq_mask" not in self.group:
+            _create(self.group, Variable("key_freq_mask", ("freq",), "int8", "key frequency",
+                                         "1 where the frequency is one of the run's key frequencies"),
+                    self.sizes())
+        mask = np.zeros(self.sizes()["freq"], dtype="int8")
+        mask[np.asarray(freqs, dtype=int) - 1] = 1
+        arr = self.group["key_freq_mask"]
+        arr[:] = mask
+        arr.attrs.update({**attrs, "key_freqs": [int(k) for k in freqs]})
+
+    def key_frequencies(self) -> list[int] | None:
+        """The key frequencies, or None when they have not been chosen yet."""
+        if "key_freq_mask" not in self.group:
+            return None
+        return list(self.group["key_freq_mask"].attrs.get("key_freqs", [])) or None
 
     # --- reading ---
     def read(self, name: str, epoch: int | None = None, *index) -> np.ndarray:
@@ -163,22 +206,13 @@ def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: di
 
 
 def _write_skeleton(store: RunStore, config: dict, epochs: list[int], dims: dict) -> None:
-    from store.schema import dim_sizes
-
-    p, d_mlp, n_heads, num_epochs = dims["p"], dims["d_mlp"], dims["n_heads"], dims["num_epochs"]
-    sizes = dim_sizes(p, d_mlp, n_heads, len(epochs), num_epochs)
     store.group.attrs.update({
-        "run_id": store.run_id, "config": config, "code_version": CODE_VERSION,
-        "dim_sizes": sizes, "trained_through": -1,
+        "run_id": store.run_id, "config": config, "code_version": CODE_VERSION, "dims": dims,
+        "trained_through": -1,
         "conventions": "epoch e = model after e optimiser steps; "
                        "<analysis>_done != 0 marks an analysed epoch (the value stamps the version)",
     })
-    for name, (cdims, values, attrs) in coordinates(p, d_mlp, n_heads, epochs, num_epochs).items():
-        arr = store.group.create_array(
-            name, shape=values.shape, dtype=values.dtype if values.dtype.kind != "U" else str,
-            dimension_names=cdims, attributes=attrs, fill_value=None if values.dtype.kind == "U" else 0,
-        )
-        arr[:] = values
+    store._ensure_coordinates(epochs)
     store.ensure_variables(list(SERIES_VARIABLES))
 
 
@@ -216,6 +250,7 @@ def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> N
     for name, values in (("epoch", np.asarray(new)), ("series_epoch", np.arange(num_epochs))):
         store.group[name].resize(values.shape)
         store.group[name][:] = values
-    store.group.attrs.update({"dim_sizes": sizes, "config": config})
+    dims = {**store.dims(), "num_epochs": num_epochs}
+    store.group.attrs.update({"dim_sizes": sizes, "config": config, "dims": dims})
     with open(layout.config_path(store.root, store.run_id), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)

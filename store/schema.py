@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SERIES_DIM = "series_epoch"  # every epoch 0 .. num_epochs-1 (the training series)
+SPLITS = ("train", "test", "all")
+PARAMS = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
+MATRICES = ("W_E", "W_in", "W_out")
+POSITIONS = ("a", "b", "=")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ def dim_sizes(p: int, d_mlp: int, n_heads: int, n_checkpoints: int, num_epochs: 
     return {
         "epoch": n_checkpoints, SERIES_DIM: num_epochs, "neuron": d_mlp, "head": n_heads,
         "a": p, "b": p, "c": p, "component": p, "freq": (p - 1) // 2,
+        "split": len(SPLITS), "param": len(PARAMS), "matrix": len(MATRICES), "position": len(POSITIONS),
     }
 
 
@@ -63,6 +68,11 @@ def coordinates(p: int, d_mlp: int, n_heads: int, checkpoint_epochs, num_epochs:
                       {"long_name": "Fourier basis row"}),
         "freq": (("freq",), np.arange(1, n_freq + 1),
                  {"long_name": "frequency k", "description": "w_k = 2*pi*k/p"}),
+        "split": (("split",), np.asarray(SPLITS, dtype=str), {"long_name": "data split"}),
+        "param": (("param",), np.asarray(PARAMS, dtype=str), {"long_name": "weight matrix (TransformerLens name)"}),
+        "matrix": (("matrix",), np.asarray(MATRICES, dtype=str), {"long_name": "weight matrix"}),
+        "position": (("position",), np.asarray(POSITIONS, dtype=str),
+                     {"long_name": "key position attended to from '='"}),
         "freq_label": (("freq",), np.asarray([f"k={k}" for k in range(1, n_freq + 1)], dtype=str),
                        {"long_name": "frequency label"}),
     }

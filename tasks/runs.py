@@ -13,6 +13,7 @@ from store import layout
 from store.run_store import RunStore, StoreError, create_run, grow, open_run
 from tasks import checkpoints as ckpt
 from tasks.analyses import ANALYSES, BY_NAME, variables
+from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
 from tasks.config import RunConfig
 from tasks.model import build_model, trainable
@@ -138,9 +139,11 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     cfg = load_config(root, run_id)
     store = open_run(root, run_id)
     index = store.index(epoch)
+    keys = store.key_frequencies()
     todo = [BY_NAME[n] for n in (names or [a.name for a in ANALYSES])]
+    todo = [a for a in todo if keys or not a.needs_keys]  # those wait for the key frequencies
     if not force:
-        todo = [a for a in todo if not store.done_mask(a.name, a.version)[index]]
+        todo = [a for a in todo if not store.done_mask(a.name, a.version(keys))[index]]
     if not todo:
         return []
     path = layout.checkpoint_path(root, run_id, epoch)
@@ -148,10 +151,10 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     ckpt.load_into(model, path, cfg, epoch)
     probe = Probe(cfg, model, tuple(h for a in todo for h in a.hooks))
     for analysis in todo:
-        results = analysis.fn(probe)
+        results = analysis.fn(probe, keys) if analysis.needs_keys else analysis.fn(probe)
         for var in analysis.outputs:
             store.write_epoch(var.name, epoch, np.asarray(results[var.name], dtype=var.dtype))
-        store.mark_done(analysis.name, epoch, analysis.version)
+        store.mark_done(analysis.name, epoch, analysis.version(keys))
     return [a.name for a in todo]
 
 
@@ -160,13 +163,31 @@ def prepare_analysis(root: str, run_id: str) -> None:
     open_run(root, run_id).ensure_variables(variables())
 
 
+def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> list[int] | None:
+    """Choose the key frequencies from the final checkpoint and record them with their rule;
+    None while the final checkpoint is not on disk."""
+    cfg = load_config(root, run_id)
+    final = cfg.checkpoint_epochs[-1]
+    if not checkpoint_ok(root, cfg, final):
+        return None
+    model = build_model(cfg)
+    ckpt.load_into(model, layout.checkpoint_path(root, run_id, final), cfg, final)
+    keys = key_frequencies(model.W_E.detach(), cfg.p, threshold)
+    store = open_run(root, run_id)
+    if store.key_frequencies() != keys:
+        store.write_key_frequencies(keys, rule=KEY_RULE, threshold=threshold, from_epoch=final)
+    return keys
+
+
 def pending_epochs(root: str, run_id: str) -> list[int]:
     """Checkpoints on disk with at least one analysis missing or stale."""
     cfg = load_config(root, run_id)
     store = open_run(root, run_id)
+    keys = store.key_frequencies()
     stale = np.zeros(len(store.epochs), dtype=bool)
     for a in ANALYSES:
-        stale |= ~store.done_mask(a.name, a.version)
+        if keys or not a.needs_keys:
+            stale |= ~store.done_mask(a.name, a.version(keys))
     return [int(e) for e, s in zip(store.epochs, stale) if s and checkpoint_ok(root, cfg, int(e))]
 
 

@@ -20,12 +20,13 @@ torch.set_num_threads(1)
 def smoke_run(tmp_path_factory):
     """``(root, cfg)`` of a trained and fully analysed smoke run (plain steps, no Prefect)."""
     from tasks.config import preset
-    from tasks.runs import analyze_epoch, prepare_run, train_run
+    from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run, train_run
 
     root = str(tmp_path_factory.mktemp("runs"))
     cfg = prepare_run(root, preset("smoke"))
     epochs = []
     train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
+    choose_key_frequencies(root, cfg.run_id)
     for epoch in epochs:
         analyze_epoch(root, cfg.run_id, epoch)
     return root, cfg

@@ -2,74 +2,104 @@
 it writes (with their dimensions). Adding an analysis = a pure function, a row here, a plot in
 ``viz/plots.py`` and a test.
 
-An analysis's version hashes the source of its module and its parameters; a changed analysis
-recomputes, unchanged ones are skipped.
+An analysis's version hashes the source of its module and its parameters (and, for analyses
+that use them, the run's key frequencies); a changed analysis recomputes, unchanged ones are
+skipped. Analyses with ``needs_keys`` wait until the key frequencies are chosen from the final
+checkpoint, then run on every checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
 
 from store.schema import Variable, done_variable
-from tasks.analyses import fourier
+from tasks.analyses import attention, fourier, progress, weights
+from tasks.analyses import probe as probe_module
 from tasks.analyses.probe import Probe
-from tasks.model import HOOK_POST
+from tasks.model import HOOK_PATTERN, HOOK_POST
 
 
 @dataclass(frozen=True)
 class Analysis:
     name: str
-    fn: Callable[[Probe], dict[str, np.ndarray]]
+    fn: Callable[..., dict[str, np.ndarray]]  # (probe) or (probe, key_freqs) -> arrays
     outputs: tuple[Variable, ...]
+    module: ModuleType  # where its mathematics lives: its source is part of the version
     hooks: tuple[str, ...] = ()
     params: dict = field(default_factory=dict)
+    needs_keys: bool = False
 
-    @property
-    def version(self) -> str:
-        source = inspect.getsource(sys.modules[self.fn.__module__])
-        digest = hashlib.sha256(f"{source}\n{sorted(self.params.items())}".encode()).hexdigest()
+    def version(self, key_freqs: list[int] | None = None) -> str:
+        source = inspect.getsource(self.module)
+        keys = f"\n{list(key_freqs)}" if self.needs_keys else ""
+        digest = hashlib.sha256(f"{source}\n{sorted(self.params.items())}{keys}".encode()).hexdigest()
         return f"{self.name}@{digest[:12]}"
 
 
-def _embedding(probe: Probe) -> dict[str, np.ndarray]:
-    return fourier.embedding_spectrum(probe.weights["W_E"].cpu(), probe.p)
-
-
-def _neuron_activations(probe: Probe) -> dict[str, np.ndarray]:
-    p = probe.p
-    post = probe.acts(HOOK_POST)  # (p², neuron), a-major rows
-    return {"neuron_activations": post.T.reshape(-1, p, p).numpy()}  # (neuron, a, b)
-
-
-def _neuron_frequencies(probe: Probe) -> dict[str, np.ndarray]:
-    p = probe.p
-    post = probe.acts(HOOK_POST).T.reshape(-1, p, p)
-    return {"neuron_freq_fraction": fourier.neuron_freq_fraction(post, p)}
+def _v(name, dims, dtype, long_name, description, **kw) -> Variable:
+    return Variable(name, ("epoch", *dims), dtype, long_name, description, **kw)
 
 
 ANALYSES: tuple[Analysis, ...] = (
-    Analysis("embedding_spectrum", _embedding, (
-        Variable("embedding_spectrum", ("epoch", "component"), "float32",
-                 "embedding Fourier norm", "||(F @ W_E[:p])[i, :]|| per Fourier basis row", hook="W_E"),
-        Variable("embedding_freq_norm", ("epoch", "freq"), "float32",
-                 "embedding Fourier norm per frequency", "sqrt(cos_k² + sin_k²) of the row norms", hook="W_E"),
-    )),
-    Analysis("neuron_activations", _neuron_activations, (
-        Variable("neuron_activations", ("epoch", "neuron", "a", "b"), "float16",
-                 "MLP neuron activation", "post-ReLU activation at '=' over all (a, b); "
-                 "float16 for viewing", hook=HOOK_POST, inner_chunk=16),
-    ), hooks=(HOOK_POST,)),
-    Analysis("neuron_frequencies", _neuron_frequencies, (
-        Variable("neuron_freq_fraction", ("epoch", "neuron", "freq"), "float32",
-                 "neuron frequency fraction", "fraction of the centred (a, b) map's variance in the "
-                 "{const, cos k, sin k} block of F N Fᵀ", hook=HOOK_POST),
-    ), hooks=(HOOK_POST,)),
+    Analysis("embedding_spectrum", lambda pr: fourier.embedding_spectrum(pr.weights["W_E"].cpu(), pr.p), (
+        _v("embedding_spectrum", ("component",), "float32", "embedding Fourier norm",
+           "||(F @ W_E[:p])[i, :]|| per Fourier basis row", hook="W_E"),
+        _v("embedding_freq_norm", ("freq",), "float32", "embedding Fourier norm per frequency",
+           "sqrt(cos_k² + sin_k²) of the row norms", hook="W_E"),
+    ), fourier),
+    Analysis("neuron_activations",
+             lambda pr: {"neuron_activations": pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p).numpy()}, (
+        _v("neuron_activations", ("neuron", "a", "b"), "float16", "MLP neuron activation",
+           "post-ReLU activation at '=' over all (a, b); float16 for viewing", hook=HOOK_POST, inner_chunk=16),
+    ), probe_module, hooks=(HOOK_POST,)),
+    Analysis("neuron_frequencies", lambda pr: {"neuron_freq_fraction": fourier.neuron_freq_fraction(
+                 pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p), pr.p)}, (
+        _v("neuron_freq_fraction", ("neuron", "freq"), "float32", "neuron frequency fraction",
+           "fraction of the centred (a, b) map's variance in the {const, cos k, sin k} block of F N Fᵀ",
+           hook=HOOK_POST),
+    ), fourier, hooks=(HOOK_POST,)),
+    Analysis("weight_measures", lambda pr: weights.weight_measures({k: v.cpu() for k, v in pr.weights.items()}, pr.p), (
+        _v("gini_embedding", (), "float64", "Gini of W_E's Fourier norms",
+           "Hurley-Rickard Gini of ||(F @ W_E[:p])[i]|| over basis rows i"),
+        _v("gini_wl", (), "float64", "Gini of W_L's Fourier norms",
+           "Gini of the norm over neurons of F-transformed W_L = W_out @ W_U, per basis row"),
+        _v("wl_freq_norm", ("neuron", "freq"), "float32", "W_L Fourier norm per neuron",
+           "sqrt(cos_k² + sin_k²) of each neuron's W_L row in the Fourier basis"),
+        _v("sum_sq_weights", ("param",), "float64", "sum of squared weights", "per weight matrix"),
+        _v("sum_sq_weights_total", (), "float64", "total sum of squared weights", "over every trainable weight"),
+        _v("participation_ratio", ("matrix",), "float64", "participation ratio",
+           "(sum s²)² / sum s⁴ of the singular values: effective dimensionality"),
+    ), weights),
+    Analysis("accuracy", lambda pr: progress.accuracy(pr.logits(), pr.train_idx, pr.test_idx), (
+        _v("checkpoint_accuracy", ("split",), "float64", "accuracy", "fraction correct at '=' per split"),
+        _v("class_accuracy", ("split", "c"), "float64", "accuracy per residue class",
+           "fraction correct among the pairs whose answer is c"),
+    ), progress),
+    Analysis("attention", lambda pr: attention.attention_measures(pr.acts(HOOK_PATTERN)[:, :, :], pr.p), (
+        _v("attention_mean", ("head", "position"), "float32", "attention from '='",
+           "mean attention weight from '=' to each position", hook=HOOK_PATTERN),
+        _v("attention_to_a", ("head", "a", "b"), "float32", "attention from '=' to a",
+           "attention weight from '=' to the a token, per input", hook=HOOK_PATTERN),
+        _v("head_freq_fraction", ("head", "freq"), "float32", "head frequency fraction",
+           "Fourier variance fractions of each head's attention-to-a map", hook=HOOK_PATTERN),
+    ), attention, hooks=(HOOK_PATTERN,)),
+    Analysis("progress_measures",
+             lambda pr, keys: progress.progress_measures(pr.logits(), keys, pr.train_idx, pr.test_idx), (
+        _v("restricted_loss", ("split",), "float64", "restricted loss",
+           "float64 loss of the logits kept to the constant and key-frequency cos/sin(w_k(a+b)) terms", units="nats"),
+        _v("excluded_loss", (), "float64", "excluded loss",
+           "float64 train loss with the key-frequency cos/sin(w_k(a+b)) terms removed", units="nats"),
+        _v("excluded_loss_by_freq", ("freq",), "float64", "excluded loss per frequency",
+           "float64 train loss with one frequency's cos/sin(w_k(a+b)) terms removed", units="nats"),
+        _v("logit_periodicity", (), "float64", "logit periodicity",
+           "fraction of centred-logit variance along cos(w_k(a+b-c)) over the key frequencies"),
+    ), progress, needs_keys=True),
 )
 
 BY_NAME = {a.name: a for a in ANALYSES}

@@ -64,3 +64,13 @@ def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
     total = energy.sum(dim=(1, 2), keepdim=False)[:, None]
     frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
     return frac.clamp(0, 1).numpy()
+
+
+KEY_RULE = "embedding norm per frequency >= threshold x its maximum, at the final checkpoint"
+
+
+def key_frequencies(W_E: torch.Tensor, p: int, threshold: float = 0.5) -> list[int]:
+    """The run's key frequencies k (1-based): those whose embedding norm
+    ``sqrt(cos_k² + sin_k²)`` is at least ``threshold`` times the largest."""
+    norms = torch.from_numpy(embedding_spectrum(W_E, p)["embedding_freq_norm"])
+    return [int(k) + 1 for k in torch.nonzero(norms >= threshold * norms.max()).flatten()]

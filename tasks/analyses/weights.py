@@ -1,0 +1,52 @@
+"""Analyses of the weights alone: sparsity in the Fourier basis (Gini), the unembedding path
+``W_L = W_out @ W_U`` per neuron, weight norms, and effective dimensionality."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from store.schema import MATRICES, PARAMS
+from tasks.analyses.fourier import fourier_basis, per_frequency
+
+
+def gini(values: torch.Tensor) -> float:
+    """Hurley & Rickard: ``1 - 2 sum_j (n_(j)/||n||_1) (N - j + 1/2)/N``, n sorted ascending,
+    j = 1..N. One-hot gives ``1 - 1/N``, uniform gives 0, all zeros 0."""
+    n = values.double().abs().flatten().sort().values
+    total = n.sum()
+    if total == 0:
+        return 0.0
+    N = len(n)
+    j = torch.arange(1, N + 1, dtype=torch.float64)
+    return (1 - 2 * ((n / total) * (N - j + 0.5) / N).sum()).item()
+
+
+def participation_ratio(matrix: torch.Tensor) -> float:
+    """Effective dimensionality ``(sum s²)² / sum s⁴`` of the singular values (1 .. rank)."""
+    s2 = torch.linalg.svdvals(matrix.double()).pow(2)
+    return (s2.sum() ** 2 / s2.pow(2).sum()).item() if s2.sum() > 0 else 0.0
+
+
+def wl_spectrum(W_out: torch.Tensor, W_U: torch.Tensor, p: int) -> torch.Tensor:
+    """Per-neuron norms of the Fourier transform of ``W_L = W_out @ W_U`` along the logit axis:
+    (neuron, component)."""
+    W_L = W_out.double() @ W_U.double()  # (neuron, c)
+    return (W_L @ fourier_basis(p, torch.float64).T).abs()  # (neuron, component)
+
+
+def weight_measures(w: dict[str, torch.Tensor], p: int) -> dict[str, np.ndarray]:
+    """``w``: TransformerLens-named weights. Returns gini_embedding, gini_wl, wl_freq_norm
+    (neuron, freq), sum_sq_weights (param), sum_sq_weights_total, participation_ratio (matrix)."""
+    coeffs = fourier_basis(p, torch.float64) @ w["W_E"][:p].double()  # (component, d_model)
+    wl = wl_spectrum(w["W_out"], w["W_U"], p)  # (neuron, component)
+    sq = np.array([w[name].double().pow(2).sum().item() for name in PARAMS])
+    mats = {"W_E": w["W_E"][:p], "W_in": w["W_in"], "W_out": w["W_out"]}
+    return {
+        "gini_embedding": np.array(gini(coeffs.norm(dim=1))),
+        "gini_wl": np.array(gini(wl.pow(2).sum(0).sqrt())),  # norm over neurons, per component
+        "wl_freq_norm": per_frequency(wl).float().numpy(),
+        "sum_sq_weights": sq,
+        "sum_sq_weights_total": np.array(sq.sum()),
+        "participation_ratio": np.array([participation_ratio(mats[m]) for m in MATRICES]),
+    }
