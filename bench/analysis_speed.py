@@ -20,7 +20,9 @@ from store.run_store import open_run
 from tasks import checkpoints as ckpt
 from tasks.config import preset
 from tasks.model import build_model, trainable
-from tasks.runs import analyze_epoch, prepare_run
+from tasks.analyses import ANALYSES
+from tasks.analyses.probe import Probe
+from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run
 
 
 def du(path: str) -> int:
@@ -42,6 +44,7 @@ def main() -> None:
             for prm in trainable(model).values():
                 prm.add_(0.02 * torch.randn_like(prm))
         ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
+    choose_key_frequencies(root, cfg.run_id)
     store_dir = layout.store_path(root, cfg.run_id)
     before = du(store_dir)
     times = []
@@ -60,7 +63,20 @@ def main() -> None:
     full = st.read("neuron_activations", 0)
     whole = time.perf_counter() - t
     assert np.isfinite(full).all()
-    print(f"p={cfg.p} d_mlp={cfg.model.d_mlp}: {n} checkpoints")
+    breakdown = {}
+    keys = st.key_frequencies()
+    for _ in range(3):
+        probe = Probe(cfg, model, tuple(h for a in ANALYSES for h in a.hooks))
+        t = time.perf_counter()
+        probe.logits()
+        breakdown.setdefault("forward (logits + hooks)", []).append(time.perf_counter() - t)
+        for a in ANALYSES:
+            t = time.perf_counter()
+            a.fn(probe, keys) if a.needs_keys else a.fn(probe)
+            breakdown.setdefault(a.name, []).append(time.perf_counter() - t)
+    print(f"p={cfg.p} d_mlp={cfg.model.d_mlp}: {n} checkpoints, key frequencies {keys}")
+    for name, ts in breakdown.items():
+        print(f"  {name:28s} {statistics.median(ts) * 1e3:7.1f} ms")
     print(f"all analyses, one checkpoint (median): {statistics.median(times) * 1e3:7.0f} ms")
     print(f"store growth per checkpoint:           {per_epoch_mb:7.2f} MB")
     print(f"checkpoint file:                       {os.path.getsize(layout.checkpoint_path(root, cfg.run_id, 0)) / 1e6:7.2f} MB")

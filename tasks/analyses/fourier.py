@@ -54,14 +54,13 @@ def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
     basis = fourier_basis(p, torch.float32)
     centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
     energy = (basis @ centred @ basis.T).pow(2)  # (neuron, component, component)
-    n_freq = (p - 1) // 2
-    # group rows/cols into [const, k=1, ..., k=n_freq]: (neuron, n_freq+1, n_freq+1)
-    group = torch.tensor([0] + [k for k in range(1, n_freq + 1) for _ in (0, 1)])
-    onehot = torch.nn.functional.one_hot(group, n_freq + 1).float()  # (component, group)
-    grouped = onehot.T @ energy @ onehot
-    diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, n_freq+1)
-    block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
-    total = energy.sum(dim=(1, 2), keepdim=False)[:, None]
+    n, K = len(energy), (p - 1) // 2
+    # energy per (cos k, sin k) block: rows and columns 2k-1, 2k -> (neuron, K, K), etc.
+    both = energy[:, 1:, 1:].reshape(n, K, 2, K, 2).sum(dim=(2, 4)).diagonal(dim1=1, dim2=2)
+    row_const = energy[:, 1:, 0].reshape(n, K, 2).sum(-1)  # (neuron, K): rows k, column const
+    const_col = energy[:, 0, 1:].reshape(n, K, 2).sum(-1)
+    block = both + row_const + const_col + energy[:, :1, 0]
+    total = energy.sum(dim=(1, 2))[:, None]
     frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
     return frac.clamp(0, 1).numpy()
 

@@ -60,7 +60,9 @@ def progress_measures(logits: torch.Tensor, key_freqs: list[int], train_idx: tor
     key_part = _by_pair(comps[keys].sum(0), p)  # (p², c)
     restricted = const + key_part
     excluded = L - key_part
-    by_freq = np.array([_ce(L - _by_pair(comps[f], p), targets, train_idx) for f in range(len(comps))])
+    s_train = (train_idx // p + train_idx % p) % p
+    L_train, t_train = L[train_idx], targets[train_idx]
+    by_freq = np.array([F.cross_entropy(L_train - comps[f][s_train], t_train).item() for f in range(len(comps))])
     return {
         "restricted_loss": np.array([_ce(restricted, targets, rows) for rows in (train_idx, test_idx, every)]),
         "excluded_loss": np.array(_ce(excluded, targets, train_idx)),
