@@ -115,6 +115,8 @@ class RunStore:
         for var in variables:
             if var.name not in self.group:
                 _create(self.group, var, sizes)
+            elif var.attrs and any(k not in self.group[var.name].attrs for k in var.attrs):
+                self.group[var.name].attrs.update(var.attrs)  # labels added since it was made
 
     def _ensure_coordinates(self, epochs: list[int] | None = None) -> None:
         """Write the coordinate arrays (and sizes) this store lacks: a store written by an older

@@ -85,3 +85,24 @@ def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
     analyze_epoch(root, cfg.run_id, epochs[2])
     app.refresh()
     assert view.epoch.options == epochs[:3] and view.epoch.value == epochs[0]
+
+
+def test_progress_views_and_threshold(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    losses = _current(view.views["progress_losses"])
+    labels = {el.label for el in losses if type(el).__name__ == "Curve"}
+    assert {"restricted (test)", "excluded (train)", "train", "test"} <= labels
+    restricted = [el for el in losses if getattr(el, "label", "") == "restricted (train)"][0]
+    assert len(restricted) == len(cfg.checkpoint_epochs)
+    share_at = {}
+    for t in (0.5, 0.95):
+        view.threshold.value = t
+        curve = [el for el in _current(view.views["specialised_share"]) if type(el).__name__ == "Curve"][0]
+        share_at[t] = curve.dimension_values(1)
+    assert (share_at[0.5] >= share_at[0.95]).all() and (share_at[0.5] > share_at[0.95]).any()
+    from viz import progress
+
+    keys = data.key_frequencies(root, cfg.run_id)[0]
+    text = progress.key_frequency_text(root, cfg.run_id, 0.85, cfg.checkpoint_epochs[-1])
+    assert keys and f"**Key frequencies**: {', '.join(map(str, keys))}" in text and "rule:" in text

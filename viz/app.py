@@ -12,7 +12,7 @@ import numpy as np
 import panel as pn
 import param
 
-from viz import data, plots
+from viz import data, plots, progress
 
 hv.extension("bokeh")
 pn.extension(sizing_mode="fixed", notifications=False)
@@ -39,6 +39,8 @@ class RunView(param.Parameterized):
                                                value=(self.epochs or [0])[-1], width=300)
         d_mlp = cfg["model"]["d_mlp"]
         self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=120)
+        self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.5, end=0.99,
+                                                step=0.01, value=0.85, width=300)
         self.info = pn.pane.Markdown(self._info(cfg), width=300)
         self.panel = self._build() if self.epochs else _message(
             f"Run `{run_id}` has no analysed checkpoints yet; they appear here as they are done.")
@@ -68,12 +70,29 @@ class RunView(param.Parameterized):
             "neuron_grid": hv.DynamicMap(pn.bind(plots.neuron_grid, root, run_id, epoch, grid)),
             "neuron_frequencies": hv.DynamicMap(pn.bind(plots.neuron_frequencies, root, run_id, epoch, order)),
         }
+        live = {"trained_through": self.param.trained_through}
+        for name, fn in (("progress_losses", progress.losses), ("gini", progress.gini),
+                         ("weight_norm", progress.weight_norm), ("periodicity", progress.periodicity)):
+            self.views[name] = hv.DynamicMap(pn.bind(fn, root, run_id, **live)) * marker
+        self.views["specialised_share"] = hv.DynamicMap(pn.bind(
+            progress.specialised_share, root, run_id, self.threshold.param.value, **live)) * marker
+        self.key_text = pn.pane.Markdown(pn.bind(progress.key_frequency_text, root, run_id,
+                                                 self.threshold.param.value, epoch), width=860)
         pane = {name: pn.pane.HoloViews(view, name=name, linked_axes=False) for name, view in self.views.items()}
-        return pn.Column(
+        main = pn.Column(
             pn.Row(pn.Column(pane["loss"], pane["accuracy"]), pane["embedding_spectrum"]),
             pn.Row(pane["neuron_heatmap"], pane["neuron_grid"]),
             pane["neuron_frequencies"],
+            name="Neurons and spectrum",
         )
+        measures = pn.Column(
+            self.key_text,
+            pn.Row(pane["progress_losses"], pane["periodicity"]),
+            pn.Row(pane["gini"], pane["weight_norm"]),
+            pane["specialised_share"],
+            name="Progress measures",
+        )
+        return pn.Tabs(main, measures)
 
     def refresh(self) -> None:
         """Pick up new analysed epochs and series of a live run; the current epoch stays."""
@@ -121,7 +140,7 @@ class App:
             self.controls[:] = []
             self.main[:] = [_message(f"Run `{run_id}` cannot be shown yet: {exc}")]
             return
-        self.controls[:] = [self.view.epoch, self.view.neuron, self.view.info]
+        self.controls[:] = [self.view.epoch, self.view.neuron, self.view.threshold, self.view.info]
         self.main[:] = [self.view.panel]
 
     def refresh(self) -> None:

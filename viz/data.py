@@ -78,3 +78,26 @@ def forget(run_id: str | None = None) -> None:
 
 __all__ = ["StoreError", "analysed_epochs", "config", "coord", "describe", "epoch_slice",
            "forget", "runs", "runs_root", "series", "store"]
+
+
+def analysis_of(root: str, run_id: str, name: str) -> str | None:
+    """The analysis that writes variable ``name`` (recorded in the store)."""
+    return describe(root, run_id, name).get("analysis")
+
+
+def measure(root: str, run_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs, values)`` of a per-checkpoint variable over the checkpoints whose analysis is
+    done; values keep the variable's trailing dimensions. Empty when the variable is absent."""
+    st = store(root, run_id)
+    analysis = analysis_of(root, run_id, name) if st.has(name) else None
+    if analysis is None:
+        return np.array([], dtype=int), np.array([])
+    done = st.done_mask(analysis)
+    return st.epochs[done], np.asarray(st.read(name))[done]
+
+
+def key_frequencies(root: str, run_id: str) -> tuple[list[int] | None, dict]:
+    """The run's key frequencies and the attributes that record how they were chosen."""
+    st = store(root, run_id)
+    keys = st.key_frequencies()
+    return keys, (dict(st.group["key_freq_mask"].attrs) if keys else {})

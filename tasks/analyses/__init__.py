@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Callable
 
@@ -107,4 +107,5 @@ BY_NAME = {a.name: a for a in ANALYSES}
 
 def variables() -> list[Variable]:
     """Every variable the analyses write, their done records included."""
-    return [v for a in ANALYSES for v in (*a.outputs, done_variable(a.name))]
+    return [replace(v, attrs={**v.attrs, "analysis": a.name})
+            for a in ANALYSES for v in (*a.outputs, done_variable(a.name))]

@@ -1,0 +1,92 @@
+"""Views of the progress measures over training (Nanda et al. 2023): each is a pure function of
+(run, choices) -> HoloViews element, reading the store through ``viz.data``."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+
+from viz import data
+
+WIDTH = 420
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], ylabel: str,
+            title: str, logy: bool = False) -> hv.Overlay:
+    """``series``: (variable, label, index along its trailing dimension or None)."""
+    curves = []
+    for i, (name, label, index) in enumerate(series):
+        epochs, values = data.measure(root, run_id, name)
+        if index is not None and len(values):
+            values = values[:, index]
+        if logy:
+            values = np.maximum(values, 1e-12)
+        curves.append(hv.Curve((epochs, values), "epoch", ylabel, label=label)
+                      .opts(color=COLORS[i % len(COLORS)], title=title))
+    return hv.Overlay(curves).opts(
+        hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], logy=logy, line_width=1.8),
+        hv.opts.Overlay(title=title, legend_position="top_left", logy=logy, show_legend=len(curves) > 1),
+    )
+
+
+def losses(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+    """Restricted loss (keys only) falls before the test loss; excluded loss (keys removed)
+    rises while the train loss stays tiny. Train/test loss shown at the checkpoints."""
+    s = data.series(root, run_id)
+    epochs = np.asarray(data.analysed_epochs(root, run_id), dtype=int)
+    base = [hv.Curve((epochs, np.maximum(s[f"{k}_loss"][epochs], 1e-12)), "epoch", "loss", label=k)
+            .opts(color=c, line_dash="dotted") for k, c in (("train", "#7f7f7f"), ("test", "#000000"))]
+    measures = _curves(root, run_id, [("restricted_loss", "restricted (test)", 1),
+                                      ("restricted_loss", "restricted (train)", 0),
+                                      ("excluded_loss", "excluded (train)", None)], "loss", "", logy=True)
+    p = data.config(root, run_id)["p"]
+    ln_p = hv.HLine(np.log(p)).opts(color="#bbbbbb", line_width=1)
+    return (hv.Overlay(base) * measures * ln_p).opts(
+        hv.opts.Curve(width=WIDTH + 170, height=260, logy=True, tools=["hover"]),
+        hv.opts.Overlay(title=f"Progress measures (log; grey line: ln p = {np.log(p):.2f})",
+                        legend_position="right", logy=True),
+    )
+
+
+def gini(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+    return _curves(root, run_id, [("gini_embedding", "W_E", None), ("gini_wl", "W_L = W_out W_U", None)],
+                   "Gini", "Fourier sparsity (Gini)")
+
+
+def weight_norm(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+    return _curves(root, run_id, [("sum_sq_weights_total", "all weights", None)], "sum of squares",
+                   "Sum of squared weights")
+
+
+def periodicity(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+    return _curves(root, run_id, [("logit_periodicity", "key frequencies", None)],
+                   "variance explained", "Logit periodicity cos(w(a+b-c))").opts(
+        hv.opts.Curve(ylim=(0, 1.02)))
+
+
+def specialised_share(root: str, run_id: str, threshold: float, trained_through: int = -1) -> hv.Curve:
+    """Share of neurons with more than ``threshold`` of their variance in one frequency."""
+    epochs, frac = data.measure(root, run_id, "neuron_freq_fraction")
+    share = (frac.max(axis=2) > threshold).mean(axis=1) if len(frac) else np.array([])
+    return hv.Curve((epochs, share), "epoch", "share of neurons").opts(
+        width=WIDTH, height=230, ylim=(0, 1.02), tools=["hover"], color="#2ca02c", line_width=1.8,
+        title=f"Neurons with > {threshold:.2f} of variance in one frequency",
+    )
+
+
+def key_frequency_text(root: str, run_id: str, threshold: float, epoch: int) -> str:
+    keys, attrs = data.key_frequencies(root, run_id)
+    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)
+    share = float((frac.max(axis=1) > threshold).mean())
+    dominant = np.bincount(frac.argmax(axis=1)[frac.max(axis=1) > threshold] + 1,
+                           minlength=frac.shape[1] + 1)
+    clusters = ", ".join(f"k={k}: {n}" for k, n in enumerate(dominant) if n)
+    if not keys:
+        head = "**Key frequencies**: chosen from the final checkpoint once training ends."
+    else:
+        head = (f"**Key frequencies**: {', '.join(map(str, keys))}  \n"
+                f"<small>rule: {attrs.get('rule')}; threshold {attrs.get('threshold')}; "
+                f"epoch {attrs.get('from_epoch')}</small>")
+    return (f"{head}  \n**Specialised neurons** at epoch {epoch}: {share:.1%} "
+            f"(> {threshold:.2f} in one frequency)  \n<small>clusters: {clusters or 'none'}</small>")
