@@ -61,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--show", action="store_true", help="open a browser")
     r = sp.add_parser("runs", help="list the runs in the runs root with their status")
     _common(r)
+    rep = sp.add_parser("report", help="write a validation report (HTML) of a run and print its verdicts")
+    rep.add_argument("run_id")
+    rep.add_argument("--out", help="HTML path (default: <run folder>/report.html)")
+    _common(rep)
     return ap
 
 
@@ -130,6 +134,19 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from store.layout import run_dir
+    from tasks.runs import load_config
+    from viz import report
+
+    root = _root(args)
+    load_config(root, args.run_id)  # unknown id -> one clear line
+    out = args.out or os.path.join(run_dir(root, args.run_id), "report.html")
+    print(report.write(os.path.abspath(root), args.run_id, out))
+    print(f"\nreport written to {out}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     env = {**os.environ, "TDW_RUNS": os.path.abspath(_root(args))}
     hosts = [f"{h}:{args.port}" for h in {args.address, "127.0.0.1", "localhost"}]
@@ -162,7 +179,8 @@ def _check_device(device: str | None) -> None:
         raise Usage(str(exc).splitlines()[0])
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_train, "analyze": cmd_analyze, "runs": cmd_runs, "serve": cmd_serve}
+COMMANDS = {"run": cmd_run, "train": cmd_train, "analyze": cmd_analyze, "runs": cmd_runs,
+            "serve": cmd_serve, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

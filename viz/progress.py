@@ -13,7 +13,7 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], ylabel: str,
-            title: str, logy: bool = False) -> hv.Overlay:
+            title: str, logy: bool = False, legend: str = "top_left") -> hv.Overlay:
     """``series``: (variable, label, index along its trailing dimension or None)."""
     curves = []
     for i, (name, label, index) in enumerate(series):
@@ -26,7 +26,7 @@ def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], y
                       .opts(color=COLORS[i % len(COLORS)], title=title))
     return hv.Overlay(curves).opts(
         hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], logy=logy, line_width=1.8),
-        hv.opts.Overlay(title=title, legend_position="top_left", logy=logy, show_legend=len(curves) > 1),
+        hv.opts.Overlay(title=title, legend_position=legend, logy=logy, show_legend=len(curves) > 1),
     )
 
 
@@ -51,7 +51,7 @@ def losses(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
 
 def gini(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
     return _curves(root, run_id, [("gini_embedding", "W_E", None), ("gini_wl", "W_L = W_out W_U", None)],
-                   "Gini", "Fourier sparsity (Gini)")
+                   "Gini", "Fourier sparsity (Gini)", legend="bottom_right")
 
 
 def weight_norm(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:

@@ -1,0 +1,46 @@
+from flows.cli import main
+from viz import report
+
+
+def test_report_on_a_run_that_did_not_grok(smoke_run, tmp_path, capsys):
+    root, cfg = smoke_run
+    checks = report.checks(root, cfg.run_id)
+    claims = {c.claim: c for c in checks}
+    assert any("Restricted loss" in c for c in claims)
+    assert any("Logit periodicity" in c for c in claims)
+    # the smoke run memorises but never reaches 99% test accuracy: no cleanup phase to judge
+    assert "cleanup" not in report.phases(root, cfg.run_id)
+    assert "memorisation" in report.phases(root, cfg.run_id)
+    assert all(c.holds is None for c in checks if "Gini" in c.claim)
+    out = tmp_path / "r.html"
+    assert main(["report", cfg.run_id, "--runs", root, "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "Validation report" in html and "Bokeh" in html and "cdn.bokeh.org" not in html  # self-contained
+    assert "| claim (Nanda et al. 2023) | holds | evidence |" in capsys.readouterr().out
+
+
+def test_phases_and_checks_on_a_synthetic_grokking_story(monkeypatch):
+    import numpy as np
+
+    n = 1000
+    e = np.arange(n)
+    series = {
+        "train_acc": np.clip(e / 50, 0, 1), "test_acc": np.clip((e - 300) / 400, 0, 1),
+        "train_loss": np.where(e > 60, 1e-4, 1.0), "test_loss": np.where(e > 600, 0.1, 20.0),
+    }
+    ck = np.arange(0, n, 50)
+    store = {
+        "restricted_loss": np.stack([np.where(ck > 400, 0.5, 5.0)] * 3, axis=1),
+        "excluded_loss": np.where(ck > 200, 9.0, 1.0),
+        "gini_embedding": np.where(ck < 500, 0.1 + ck / 10_000, 0.15 + (ck - 500) / 500),
+        "gini_wl": np.where(ck < 500, 0.1, 0.1 + (ck - 500) / 600),
+        "neuron_freq_fraction": np.full((len(ck), 4, 3), 0.05) + np.eye(3)[None, [0, 1, 2, 0], :] * 0.9,
+        "logit_periodicity": np.linspace(0, 0.95, len(ck)),
+    }
+    monkeypatch.setattr(report.data, "series", lambda r, i: series)
+    monkeypatch.setattr(report.data, "measure", lambda r, i, name: (ck, store[name]))
+    monkeypatch.setattr(report.data, "config", lambda r, i: {"p": 7})
+    ph = report.phases("x", "y")
+    assert ph == {"memorisation": (0, 50), "circuit formation": (50, 500), "cleanup": (500, 696)}
+    verdicts = {c.claim: c.holds for c in report.checks("x", "y")}
+    assert all(verdicts.values()), verdicts

@@ -1,0 +1,151 @@
+"""A self-contained validation report of one run: the grokking story told by the progress
+measures (Nanda et al. 2023), with each of the paper's claims checked against the store.
+
+Phases (drawn on every curve): memorisation until train accuracy first reaches 0.99; circuit
+formation until test accuracy first reaches 0.5; cleanup until test accuracy first reaches 0.99.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from viz import data, plots, progress
+
+hv.extension("bokeh", logo=False)
+
+PHASE_COLORS = {"memorisation": "#fde0dd", "circuit formation": "#e0ecf4", "cleanup": "#e5f5e0"}
+
+
+def _first(epochs: np.ndarray, values: np.ndarray, ok) -> int | None:
+    keep = ~np.isnan(values)
+    hits = np.flatnonzero(ok(values[keep]))
+    return int(epochs[keep][hits[0]]) if len(hits) else None
+
+
+def phases(root: str, run_id: str) -> dict[str, tuple[int, int]]:
+    s = data.series(root, run_id)
+    e = np.arange(len(s["train_acc"]))
+    mem = _first(e, s["train_acc"], lambda v: v >= 0.99)
+    circuit = _first(e, s["test_acc"], lambda v: v >= 0.5)
+    clean = _first(e, s["test_acc"], lambda v: v >= 0.99)
+    out = {}
+    if mem is not None:
+        out["memorisation"] = (0, mem)
+        if circuit is not None and circuit > mem:
+            out["circuit formation"] = (mem, circuit)
+            if clean is not None and clean > circuit:
+                out["cleanup"] = (circuit, clean)
+    return out
+
+
+@dataclass
+class Check:
+    claim: str
+    holds: bool | None  # None: cannot be judged (data missing)
+    evidence: str
+
+
+def _rate(epochs, values, span) -> float:
+    lo, hi = span
+    at = lambda t: np.interp(t, epochs, values)  # noqa: E731
+    return (at(hi) - at(lo)) / max(hi - lo, 1)
+
+
+def checks(root: str, run_id: str) -> list[Check]:
+    p = data.config(root, run_id)["p"]
+    s = data.series(root, run_id)
+    ph = phases(root, run_id)
+    out = []
+
+    epochs, restricted = data.measure(root, run_id, "restricted_loss")
+    if len(epochs):
+        r_at = _first(epochs, restricted[:, 2], lambda v: v < 1.0)
+        t_at = _first(np.arange(len(s["test_loss"])), s["test_loss"], lambda v: v < 1.0)
+        holds = r_at is not None and (t_at is None or r_at < t_at)
+        out.append(Check("Restricted loss falls well before the test loss", holds,
+                         f"restricted loss (all pairs) < 1 nat at epoch {r_at}; test loss < 1 nat at epoch {t_at}"))
+        ex_epochs, excluded = data.measure(root, run_id, "excluded_loss")
+        train_at = s["train_loss"][ex_epochs]
+        both = (excluded > math.log(p)) & (train_at < 1e-2)
+        first = int(ex_epochs[both][0]) if both.any() else None
+        out.append(Check("Excluded loss rises above ln p while the train loss stays tiny", bool(both.any()),
+                         f"max excluded loss {excluded.max():.2f} (ln p = {math.log(p):.2f}); "
+                         f"first above ln p with train loss < 0.01 at epoch {first}"))
+    else:
+        out.append(Check("Restricted and excluded loss", None, "not analysed yet (key frequencies pending)"))
+
+    for name, label in (("gini_embedding", "W_E"), ("gini_wl", "W_L")):
+        ge, gv = data.measure(root, run_id, name)
+        if len(ge) >= 2 and "cleanup" in ph and "circuit formation" in ph:
+            clean, circuit = _rate(ge, gv, ph["cleanup"]), _rate(ge, gv, ph["circuit formation"])
+            out.append(Check(f"Gini of {label}'s Fourier norms rises sharply during cleanup",
+                             clean > 0 and clean > 2 * max(circuit, 0),
+                             f"{gv[0]:.2f} → {gv[-1]:.2f}; rise per 1k epochs: cleanup {clean * 1e3:.3f}, "
+                             f"circuit formation {circuit * 1e3:.3f}"))
+        else:
+            out.append(Check(f"Gini of {label} rises during cleanup", None, "phases or data missing"))
+
+    fe, frac = data.measure(root, run_id, "neuron_freq_fraction")
+    if len(fe):
+        share = float((frac[-1].max(axis=1) > 0.85).mean())
+        out.append(Check("≥ 75% of neurons have > 0.85 of their variance in one frequency at the end",
+                         share >= 0.75, f"{share:.1%} at epoch {int(fe[-1])}"))
+    pe, per = data.measure(root, run_id, "logit_periodicity")
+    if len(pe):
+        out.append(Check("Logit periodicity explains ≥ 0.9 of the logit variance at the end",
+                         float(per[-1]) >= 0.9, f"{float(per[-1]):.3f} at epoch {int(pe[-1])}"))
+    return out
+
+
+def markdown(root: str, run_id: str) -> str:
+    keys, attrs = data.key_frequencies(root, run_id)
+    lines = [f"# Validation report: `{run_id}`", "",
+             "Phases: " + "; ".join(f"{k} {a}–{b}" for k, (a, b) in phases(root, run_id).items()), "",
+             f"Key frequencies: {keys} ({attrs.get('rule', 'not chosen yet')})", "",
+             "| claim (Nanda et al. 2023) | holds | evidence |", "|---|---|---|"]
+    for c in checks(root, run_id):
+        mark = {True: "yes", False: "**no**", None: "n/a"}[c.holds]
+        lines.append(f"| {c.claim} | {mark} | {c.evidence} |")
+    return "\n".join(lines)
+
+
+def _with_phases(element, spans: dict[str, tuple[int, int]]):
+    """The element with the training phases shaded, keeping its title and legend."""
+    shades = [hv.VSpan(a, b).opts(color=PHASE_COLORS[name], alpha=0.3) for name, (a, b) in spans.items()]
+    title = element.opts.get().kwargs.get("title", "")
+    return (element * hv.Overlay(shades)).opts(title=title)
+
+
+def build(root: str, run_id: str) -> pn.viewable.Viewable:
+    spans = phases(root, run_id)
+    epochs = data.analysed_epochs(root, run_id)
+    legend = " · ".join(f"<span style='background:{c}'>&nbsp;{n}&nbsp;</span>" for n, c in PHASE_COLORS.items())
+    figures = [
+        plots.loss_curves(root, run_id), plots.accuracy_curves(root, run_id),
+        progress.losses(root, run_id), progress.periodicity(root, run_id),
+        progress.gini(root, run_id), progress.weight_norm(root, run_id),
+        progress.specialised_share(root, run_id, 0.85),
+    ]
+    final = epochs[-1]
+    order = tuple(int(n) for n in plots.neuron_order(root, run_id, epochs))
+    return pn.Column(
+        pn.pane.Markdown(markdown(root, run_id), width=1000),
+        pn.pane.HTML(f"Shaded phases: {legend}"),
+        pn.GridBox(*[pn.pane.HoloViews(_with_phases(f, spans)) for f in figures], ncols=2),
+        pn.pane.Markdown(progress.key_frequency_text(root, run_id, 0.85, final), width=1000),
+        pn.Row(pn.pane.HoloViews(plots.embedding_spectrum(root, run_id, final)),
+               pn.pane.HoloViews(plots.neuron_frequencies(root, run_id, final, order))),
+    )
+
+
+def write(root: str, run_id: str, path: str) -> str:
+    """Write the self-contained HTML report (Bokeh resources inline) and return its markdown."""
+    from bokeh.resources import INLINE
+
+    build(root, run_id).save(path, resources=INLINE, title=f"Report {run_id}")
+    return markdown(root, run_id)
