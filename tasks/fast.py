@@ -51,6 +51,11 @@ class FastForward:
         self.act = torch.relu if cfg.model.act_fn == "relu" else torch.nn.functional.gelu
 
     def logits(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.run(pairs)[0]
+
+    def run(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits (B, d_vocab_out), pattern (B, head, 3), post (B, d_mlp))`` at '=': the
+        values of ``hook_pattern[:, :, -1]`` and ``mlp.hook_post[:, -1]`` in the bridge."""
         p, H, dh = self.p, self.H, self.dh
         x_a = self.W_E[:p] + self.W_pos[0]  # (p, d_model): token t at position 0
         x_b = self.W_E[:p] + self.W_pos[1]  # (p, d_model): token t at position 1
@@ -77,5 +82,6 @@ class FastForward:
             + pattern[..., 2] @ ov_eq
         )  # (B, d_model)
         resid_mid = x_eq + attn_out
-        resid_post = resid_mid + self.act(resid_mid @ self.w_in.T) @ self.w_out.T
-        return resid_post @ self.w_u.T  # (B, d_vocab_out)
+        post = self.act(resid_mid @ self.w_in.T)  # (B, d_mlp)
+        resid_post = resid_mid + post @ self.w_out.T
+        return resid_post @ self.w_u.T, pattern, post

@@ -37,3 +37,24 @@ def test_logits_and_gradients_match_transformer_lens(p, act):
 
 def test_fast_path_declines_layer_norm():
     assert not applies(RunConfig(p=31, num_epochs=2, model=ModelConfig(normalization_type="LN")))
+
+
+@pytest.mark.parametrize("p", [13, 59])
+def test_probe_fast_path_equals_transformer_lens_hooks(p):
+    """The analyses read hook_post, hook_pattern and logits through the fast forward when it
+    applies; they equal TransformerLens's own hooks on the same weights."""
+    from tasks.analyses.probe import Probe
+    from tasks.model import HOOK_PATTERN, HOOK_POST
+
+    cfg = RunConfig(p=p, num_epochs=2)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for prm in trainable(model).values():
+            prm.add_(0.05 * torch.randn_like(prm))
+    fast = Probe(cfg, model, (HOOK_POST, HOOK_PATTERN))
+    logits, cache = model.run_with_cache(full_probe(p), names_filter=lambda n: n in (HOOK_POST, HOOK_PATTERN))
+    assert _rel(fast.logits(), logits[:, -1]) < 1e-5
+    assert _rel(fast.acts(HOOK_POST), cache[HOOK_POST][:, -1]) < 1e-5
+    assert _rel(fast.acts(HOOK_PATTERN), cache[HOOK_PATTERN][:, :, -1]) < 1e-5
+    slow = Probe(cfg, model, (HOOK_POST, "blocks.0.hook_resid_mid"))  # a hook the fast path lacks
+    assert _rel(slow.acts(HOOK_POST), cache[HOOK_POST][:, -1]) < 1e-6

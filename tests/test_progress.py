@@ -34,14 +34,14 @@ def _trig_logits(freqs, p=P, scale=5.0) -> torch.Tensor:
 
 @pytest.mark.parametrize("m", [1, 2, 6])
 def test_periodicity_of_ideal_one_hot_logits(m):
-    logits = _one_hot_logits().reshape(P, P, P)
+    logits = _one_hot_logits()
     keys = list(range(1, m + 1))
     assert logit_periodicity(logits, keys, centre=False) == pytest.approx(2 * m / P, abs=1e-12)
     assert logit_periodicity(logits, keys) == pytest.approx(2 * m / (P - 1), abs=1e-12)
 
 
 def test_periodicity_of_a_trig_model_is_one_and_zero_off_key():
-    logits = _trig_logits([2, 5]).reshape(P, P, P)
+    logits = _trig_logits([2, 5])
     assert logit_periodicity(logits, [2, 5]) == pytest.approx(1.0, abs=1e-9)
     assert logit_periodicity(logits, [3]) == pytest.approx(0.0, abs=1e-9)
     assert logit_periodicity(logits, [2]) == pytest.approx(0.5, abs=1e-9)

@@ -9,7 +9,10 @@ import torch
 
 from tasks.config import RunConfig
 from tasks.data import full_probe, split
-from tasks.model import weights
+from tasks.fast import FastForward, applies
+from tasks.model import HOOK_PATTERN, HOOK_POST, weights
+
+FAST_HOOKS = {HOOK_POST, HOOK_PATTERN}
 
 
 def _at_equals(hook: str, acts: torch.Tensor) -> torch.Tensor:
@@ -42,12 +45,24 @@ class Probe:
 
     def _forward(self, extra: str | None = None) -> None:
         wanted = set(self.hooks) | ({extra} if extra else set())
+        if applies(self.cfg) and wanted <= FAST_HOOKS:
+            self._fast_forward()
+            return
         with torch.no_grad():
             logits, cache = self.model.run_with_cache(
                 full_probe(self.p).to(self.weights["W_E"].device), names_filter=lambda n: n in wanted
             )
         self._logits = logits[:, -1].cpu()
         self._cache = {name: _at_equals(name, cache[name]).cpu() for name in wanted}
+
+    def _fast_forward(self) -> None:
+        """The same values through the exact last-position forward (``tasks.fast``; equality
+        with the TransformerLens hooks is tested): one position instead of three."""
+        probe = full_probe(self.p).to(self.weights["W_E"].device)
+        with torch.no_grad():
+            logits, pattern, post = FastForward(self.model, self.cfg).run(probe[:, :2])
+        self._logits = logits.cpu()
+        self._cache = {HOOK_PATTERN: pattern.cpu(), HOOK_POST: post.cpu()}
 
     def acts(self, hook: str) -> torch.Tensor:
         if self._cache is None or hook not in self._cache:

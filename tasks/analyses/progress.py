@@ -1,8 +1,9 @@
 """Progress measures from the logits over the full probe (Nanda et al. 2023; REFERENCE.md).
 
-Logits are ``L[a, b, c]`` (p, p, p), float64. For output class c, the components
-``cos(w_k(a+b))`` and ``sin(w_k(a+b))`` of ``L[:, :, c]`` come from one 2-D DFT over (a, b):
-``z_k[c] = sum_ab L[a,b,c] e^{-i w_k (a+b)}`` is its ``(k, k)`` entry. Their projection depends on
+Logits are ``L[a, b, c]``, held as (p², c) in probe order, float64. For output class c, the
+components ``cos(w_k(a+b))`` and ``sin(w_k(a+b))`` of ``L[:, :, c]`` come from the (k, k) entries
+of its 2-D DFT over (a, b), ``z_k[c] = sum_ab L[a,b,c] e^{-i w_k (a+b)}``, which is a 1-D DFT of
+the sums along ``s = a + b``. Their projection depends on
 ``s = (a + b) mod p`` only: ``P_k[s, c] = (2/p²) Re(z_k[c] e^{i w_k s})``. No (k, p, p, p) cube
 is ever built.
 """
@@ -16,13 +17,23 @@ import torch
 import torch.nn.functional as F
 
 
+def _diagonal_dft(logits: torch.Tensor) -> torch.Tensor:
+    """``z_k[c] = sum_ab L[a, b, c] e^{-i w_k (a+b)}`` for k = 1 .. (p-1)/2: the (k, k) entries
+    of the 2-D DFT over (a, b), from a 1-D DFT of the sums along ``s = (a+b) mod p``.
+    ``logits``: (p², c) in probe order; returns (freq, c), complex."""
+    n, c = logits.shape
+    p = round(n ** 0.5)
+    s = (torch.arange(n) // p + torch.arange(n) % p) % p
+    by_sum = torch.zeros(p, c, dtype=logits.dtype).index_add_(0, s, logits)  # (s, c)
+    return torch.fft.fft(by_sum, dim=0)[1:(p - 1) // 2 + 1]
+
+
 def _sum_components(logits: torch.Tensor) -> torch.Tensor:
-    """``(freq, p, c)``: the projection of each class's logit map onto the span of
+    """``(freq, s, c)``: the projection of each class's logit map onto the span of
     ``cos(w_k(a+b)), sin(w_k(a+b))``, indexed by ``s = (a+b) mod p``, for k = 1 .. (p-1)/2."""
-    p = logits.shape[0]
-    spec = torch.fft.fft2(logits.permute(2, 0, 1))  # (c, ka, kb)
+    p = logits.shape[1]
+    z = _diagonal_dft(logits)  # (freq, c)
     k = torch.arange(1, (p - 1) // 2 + 1)
-    z = spec[:, k, k].T  # (freq, c): sum_ab L e^{-i w_k (a + b)}
     s = torch.arange(p, dtype=torch.float64)
     phase = torch.exp(1j * 2 * math.pi * k[:, None].double() * s[None, :] / p)  # (freq, s)
     return (2 / p**2) * (z[:, None, :] * phase[:, :, None]).real  # (freq, s, c)
@@ -54,7 +65,7 @@ def progress_measures(logits: torch.Tensor, key_freqs: list[int], train_idx: tor
     L = logits.double()
     targets = (torch.arange(n) // p + torch.arange(n) % p) % p
     every = torch.arange(n)
-    comps = _sum_components(L.reshape(p, p, p))  # (freq, s, c)
+    comps = _sum_components(L)  # (freq, s, c)
     keys = torch.tensor([k - 1 for k in key_freqs], dtype=torch.long)
     const = L.mean(dim=0, keepdim=True)  # (1, c): the constant term over (a, b)
     key_part = _by_pair(comps[keys].sum(0), p)  # (p², c)
@@ -67,29 +78,29 @@ def progress_measures(logits: torch.Tensor, key_freqs: list[int], train_idx: tor
         "restricted_loss": np.array([_ce(restricted, targets, rows) for rows in (train_idx, test_idx, every)]),
         "excluded_loss": np.array(_ce(excluded, targets, train_idx)),
         "excluded_loss_by_freq": by_freq,
-        "logit_periodicity": np.array(logit_periodicity(L.reshape(p, p, p), key_freqs)),
+        "logit_periodicity": np.array(logit_periodicity(L, key_freqs)),
     }
 
 
 def logit_periodicity(logits: torch.Tensor, key_freqs: list[int], centre: bool = True) -> float:
     """Fraction of the (centred over c) logit variance explained by ``cos(w_k(a+b-c))`` for
-    ``k`` in ``key_freqs``. ``logits``: (a, b, c). Each direction has squared norm ``p³/2``;
-    ``<L, cos(w(a+b-c))> = Re sum_c z_k[c] e^{i w c}``. The ideal one-hot logits give
+    ``k`` in ``key_freqs``. ``logits``: (p², c) in probe order. Each direction has squared norm
+    ``p³/2``; ``<L, cos(w(a+b-c))> = Re sum_c z_k[c] e^{i w c}``. The ideal one-hot logits give
     ``2m/(p-1)`` centred and ``2m/p`` uncentred for m frequencies."""
-    p = logits.shape[0]
+    p = logits.shape[1]
     L = logits.double()
     if centre:
-        L = L - L.mean(dim=2, keepdim=True)
-    total = L.pow(2).sum()
+        L = L - L.mean(dim=1, keepdim=True)
+    total = L.pow(2).sum().item()
     if total == 0:
         return 0.0
-    spec = torch.fft.fft2(L.permute(2, 0, 1))
+    z = _diagonal_dft(L)  # (freq, c)
     c = torch.arange(p, dtype=torch.float64)
     explained = 0.0
     for k in key_freqs:
-        inner = (spec[:, k, k] * torch.exp(1j * 2 * math.pi * k * c / p)).real.sum()
-        explained += inner.item() ** 2 / (p**3 / 2)
-    return explained / total.item()
+        inner = (z[k - 1] * torch.exp(1j * 2 * math.pi * k * c / p)).real.sum().item()
+        explained += inner**2 / (p**3 / 2)
+    return explained / total
 
 
 def accuracy(logits: torch.Tensor, train_idx: torch.Tensor, test_idx: torch.Tensor) -> dict[str, np.ndarray]:
