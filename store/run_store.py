@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
@@ -66,6 +66,13 @@ class RunStore:
     root: str
     run_id: str
     group: zarr.Group
+    _arrays: dict = field(default_factory=dict, repr=False)
+
+    def array(self, name: str) -> zarr.Array:
+        """The array handle, opened once per RunStore (metadata is parsed once)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
 
     # --- description ---
     @property
@@ -79,13 +86,16 @@ class RunStore:
     @property
     def epochs(self) -> np.ndarray:
         """Checkpoint epochs (the ``epoch`` coordinate)."""
-        return self.group["epoch"][:]
+        return self.array("epoch")[:]
 
     def index(self, epoch: int) -> int:
-        hits = np.flatnonzero(self.epochs == epoch)
-        if not len(hits):
-            raise StoreError(f"epoch {epoch} is not a checkpoint of run {self.run_id}")
-        return int(hits[0])
+        """Position of a checkpoint epoch along ``epoch`` (looked up once per handle)."""
+        if "__index__" not in self._arrays:
+            self._arrays["__index__"] = {int(e): i for i, e in enumerate(self.epochs)}
+        try:
+            return self._arrays["__index__"][int(epoch)]
+        except KeyError:
+            raise StoreError(f"epoch {epoch} is not a checkpoint of run {self.run_id}") from None
 
     def dims(self) -> dict[str, int]:
         """``p, d_mlp, n_heads, num_epochs``: what the dimension sizes derive from."""
@@ -135,7 +145,7 @@ class RunStore:
             arr[:] = values
 
     def write_epoch(self, name: str, epoch: int, values: np.ndarray) -> None:
-        self.group[name][self.index(epoch)] = values
+        self.array(name)[self.index(epoch)] = values
 
     def write_series(self, series: dict[str, np.ndarray], start: int, stop: int) -> None:
         """Write epochs ``start .. stop-1`` of the training series (the trainer is the only writer)."""
@@ -145,14 +155,19 @@ class RunStore:
 
     def mark_done(self, analysis: str, epoch: int, version: str) -> None:
         """Record that ``analysis`` at ``epoch`` is written; call after its data."""
-        self.group[f"{analysis}_done"][self.index(epoch)] = version_stamp(version)
+        self.array(f"{analysis}_done")[self.index(epoch)] = version_stamp(version)
+
+    def is_done(self, analysis: str, epoch: int, version: str) -> bool:
+        """One checkpoint's record (reads one chunk, not the whole mask)."""
+        name = f"{analysis}_done"
+        return name in self.group and int(self.array(name)[self.index(epoch)]) == version_stamp(version)
 
     def done_mask(self, analysis: str, version: str | None = None) -> np.ndarray:
         """Bool per checkpoint: done (at ``version``, if given; at any version otherwise)."""
         name = f"{analysis}_done"
         if name not in self.group:
             return np.zeros(len(self.epochs), dtype=bool)
-        stamps = self.group[name][:]
+        stamps = self.array(name)[:]
         return stamps == version_stamp(version) if version else stamps != 0
 
     def write_key_frequencies(self, freqs: list[int], **attrs) -> None:
@@ -177,7 +192,7 @@ class RunStore:
     # --- reading ---
     def read(self, name: str, epoch: int | None = None, *index) -> np.ndarray:
         """Whole array, or one epoch's slice (optionally indexed further, e.g. one neuron)."""
-        arr = self.group[name]
+        arr = self.array(name)
         if epoch is None:
             return arr[:]
         return arr[(self.index(epoch), *index)]
@@ -254,5 +269,6 @@ def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> N
         store.group[name][:] = values
     dims = {**store.dims(), "num_epochs": num_epochs}
     store.group.attrs.update({"dim_sizes": sizes, "config": config, "dims": dims})
+    store._arrays.clear()  # handles opened before the resize know the old shapes
     with open(layout.config_path(store.root, store.run_id), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)

@@ -138,12 +138,11 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     Data first, then the done record."""
     cfg = load_config(root, run_id)
     store = open_run(root, run_id)
-    index = store.index(epoch)
     keys = store.key_frequencies()
     todo = [BY_NAME[n] for n in (names or [a.name for a in ANALYSES])]
     todo = [a for a in todo if keys or not a.needs_keys]  # those wait for the key frequencies
     if not force:
-        todo = [a for a in todo if not store.done_mask(a.name, a.version(keys))[index]]
+        todo = [a for a in todo if not store.is_done(a.name, epoch, a.version(keys))]
     if not todo:
         return []
     path = layout.checkpoint_path(root, run_id, epoch)

@@ -54,7 +54,7 @@ ANALYSES: tuple[Analysis, ...] = (
            "sqrt(cos_k² + sin_k²) of the row norms", hook="W_E"),
     ), fourier),
     Analysis("neuron_activations",
-             lambda pr: {"neuron_activations": pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p).numpy()}, (
+             lambda pr: {"neuron_activations": pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p).half().numpy()}, (
         _v("neuron_activations", ("neuron", "a", "b"), "float16", "MLP neuron activation",
            "post-ReLU activation at '=' over all (a, b); float16 for viewing", hook=HOOK_POST, inner_chunk=16),
     ), probe_module, hooks=(HOOK_POST,)),
@@ -96,7 +96,8 @@ ANALYSES: tuple[Analysis, ...] = (
         _v("excluded_loss", (), "float64", "excluded loss",
            "float64 train loss with the key-frequency cos/sin(w_k(a+b)) terms removed", units="nats"),
         _v("excluded_loss_by_freq", ("freq",), "float64", "excluded loss per frequency",
-           "float64 train loss with one frequency's cos/sin(w_k(a+b)) terms removed", units="nats"),
+           "float64 train loss with one key frequency's cos/sin(w_k(a+b)) terms removed; "
+           "NaN for the other frequencies", units="nats"),
         _v("logit_periodicity", (), "float64", "logit periodicity",
            "fraction of centred-logit variance along cos(w_k(a+b-c)) over the key frequencies"),
     ), progress, needs_keys=True),

@@ -53,14 +53,14 @@ def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
     """
     basis = fourier_basis(p, torch.float32)
     centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
-    energy = (basis @ centred @ basis.T).pow(2)  # (neuron, component, component)
+    energy = (basis @ centred @ basis.T).pow_(2)  # (neuron, component, component)
     n, K = len(energy), (p - 1) // 2
-    # energy per (cos k, sin k) block: rows and columns 2k-1, 2k -> (neuron, K, K), etc.
-    both = energy[:, 1:, 1:].reshape(n, K, 2, K, 2).sum(dim=(2, 4)).diagonal(dim1=1, dim2=2)
-    row_const = energy[:, 1:, 0].reshape(n, K, 2).sum(-1)  # (neuron, K): rows k, column const
-    const_col = energy[:, 0, 1:].reshape(n, K, 2).sum(-1)
-    block = both + row_const + const_col + energy[:, :1, 0]
-    total = energy.sum(dim=(1, 2))[:, None]
+    # sum rows 2k-1, 2k (cos k, sin k) into row k: (neuron, 1 + K, p); then the same for columns
+    rows = torch.cat([energy[:, :1], energy[:, 1:].reshape(n, K, 2, p).sum(2)], dim=1)
+    grouped = torch.cat([rows[:, :, :1], rows[:, :, 1:].reshape(n, K + 1, K, 2).sum(-1)], dim=2)
+    diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, 1 + K)
+    block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
+    total = centred.pow(2).sum(dim=(1, 2))[:, None]  # Parseval: F is orthonormal
     frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
     return frac.clamp(0, 1).numpy()
 

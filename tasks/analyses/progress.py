@@ -57,7 +57,7 @@ def progress_measures(logits: torch.Tensor, key_freqs: list[int], train_idx: tor
     restricted_loss (split: train, test, all): loss of the logits reduced to, per class, the
     constant plus the key frequencies' ``cos/sin(w_k(a+b))`` components.
     excluded_loss: train loss with exactly those components removed (no re-centring);
-    excluded_loss_by_freq (freq): the same with one frequency removed, for every frequency.
+    excluded_loss_by_freq (freq): the same with one key frequency removed (NaN elsewhere).
     logit_periodicity: fraction of the centred logits' variance along ``cos(w_k(a+b-c))``, k keys.
     """
     n = logits.shape[0]
@@ -73,7 +73,9 @@ def progress_measures(logits: torch.Tensor, key_freqs: list[int], train_idx: tor
     excluded = L - key_part
     s_train = (train_idx // p + train_idx % p) % p
     L_train, t_train = L[train_idx], targets[train_idx]
-    by_freq = np.array([F.cross_entropy(L_train - comps[f][s_train], t_train).item() for f in range(len(comps))])
+    by_freq = np.full(len(comps), np.nan)  # NaN: not a key frequency
+    for k in key_freqs:
+        by_freq[k - 1] = F.cross_entropy(L_train - comps[k - 1][s_train], t_train).item()
     return {
         "restricted_loss": np.array([_ce(restricted, targets, rows) for rows in (train_idx, test_idx, every)]),
         "excluded_loss": np.array(_ce(excluded, targets, train_idx)),
