@@ -18,6 +18,7 @@ hv.extension("bokeh")
 pn.extension(sizing_mode="fixed", notifications=False)
 
 REFRESH_MS = 2000
+LEGENDS = {"gini": "bottom_right", "progress_losses": "right"}
 
 
 def _message(text: str) -> pn.pane.Alert:
@@ -73,7 +74,8 @@ class RunView(param.Parameterized):
         live = {"trained_through": self.param.trained_through}
         for name, fn in (("progress_losses", progress.losses), ("gini", progress.gini),
                          ("weight_norm", progress.weight_norm), ("periodicity", progress.periodicity)):
-            self.views[name] = hv.DynamicMap(pn.bind(fn, root, run_id, **live)) * marker
+            self.views[name] = (hv.DynamicMap(pn.bind(fn, root, run_id, **live)) * marker).opts(
+                hv.opts.Overlay(legend_position=LEGENDS.get(name, "top_right")))
         self.views["specialised_share"] = hv.DynamicMap(pn.bind(
             progress.specialised_share, root, run_id, self.threshold.param.value, **live)) * marker
         self.key_text = pn.pane.Markdown(pn.bind(progress.key_frequency_text, root, run_id,

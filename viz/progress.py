@@ -22,7 +22,7 @@ def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], y
             values = values[:, index]
         if logy:
             values = np.maximum(values, 1e-12)
-        curves.append(hv.Curve((epochs, values), "epoch", ylabel, label=label)
+        curves.append(hv.Curve((epochs, values), "epoch", ylabel, label=label if len(series) > 1 else "")
                       .opts(color=COLORS[i % len(COLORS)], title=title))
     return hv.Overlay(curves).opts(
         hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], logy=logy, line_width=1.8),
@@ -42,10 +42,10 @@ def losses(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
                                       ("excluded_loss", "excluded (train)", None)], "loss", "", logy=True)
     p = data.config(root, run_id)["p"]
     ln_p = hv.HLine(np.log(p)).opts(color="#bbbbbb", line_width=1)
+    title = f"Progress measures (log; grey line: ln p = {np.log(p):.2f})"
     return (hv.Overlay(base) * measures * ln_p).opts(
-        hv.opts.Curve(width=WIDTH + 170, height=260, logy=True, tools=["hover"]),
-        hv.opts.Overlay(title=f"Progress measures (log; grey line: ln p = {np.log(p):.2f})",
-                        legend_position="right", logy=True),
+        hv.opts.Curve(width=WIDTH + 170, height=260, logy=True, tools=["hover"], title=title),
+        hv.opts.Overlay(title=title, legend_position="right", logy=True),
     )
 
 
