@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="tdw-prefect-"))
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="tdw-prefect-")  # never the user's database
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
