@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
+import torch
 
 from store import layout
 from store.run_store import RunStore, StoreError, create_run, grow, open_run
@@ -132,6 +135,25 @@ def train_run(
                  on_checkpoint=save, on_progress=on_progress)
 
 
+_spare_models: dict[str, list[torch.nn.Module]] = {}
+_spare_lock = threading.Lock()
+
+
+@contextmanager
+def _analysis_model(cfg: RunConfig):
+    """A model of ``cfg``'s shape to load a checkpoint into: reused across tasks and threads
+    (every weight is overwritten by the checkpoint, so reuse is exact and saves the build)."""
+    with _spare_lock:
+        spares = _spare_models.setdefault(cfg.run_id, [])
+        model = spares.pop() if spares else None
+    model = model if model is not None else build_model(cfg)
+    try:
+        yield model
+    finally:
+        with _spare_lock:
+            _spare_models.setdefault(cfg.run_id, []).append(model)
+
+
 def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = None,
                   force: bool = False) -> list[str]:
     """Run the analyses of one checkpoint that are missing or stale; returns those computed.
@@ -146,14 +168,14 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     if not todo:
         return []
     path = layout.checkpoint_path(root, run_id, epoch)
-    model = build_model(cfg)
-    ckpt.load_into(model, path, cfg, epoch)
-    probe = Probe(cfg, model, tuple(h for a in todo for h in a.hooks))
-    for analysis in todo:
-        results = analysis.fn(probe, keys) if analysis.needs_keys else analysis.fn(probe)
-        for var in analysis.outputs:
-            store.write_epoch(var.name, epoch, np.asarray(results[var.name], dtype=var.dtype))
-        store.mark_done(analysis.name, epoch, analysis.version(keys))
+    with _analysis_model(cfg) as model:
+        ckpt.load_into(model, path, cfg, epoch)
+        probe = Probe(cfg, model, tuple(h for a in todo for h in a.hooks))
+        for analysis in todo:
+            results = analysis.fn(probe, keys) if analysis.needs_keys else analysis.fn(probe)
+            for var in analysis.outputs:
+                store.write_epoch(var.name, epoch, np.asarray(results[var.name], dtype=var.dtype))
+            store.mark_done(analysis.name, epoch, analysis.version(keys))
     return [a.name for a in todo]
 
 
