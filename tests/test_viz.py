@@ -106,3 +106,28 @@ def test_progress_views_and_threshold(smoke_run):
     keys = data.key_frequencies(root, cfg.run_id)[0]
     text = progress.key_frequency_text(root, cfg.run_id, 0.85, cfg.checkpoint_epochs[-1])
     assert keys and f"**Key frequencies**: {', '.join(map(str, keys))}" in text and "rule:" in text
+
+
+def test_weights_and_attention_views_follow_the_slider(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    first, last = cfg.checkpoint_epochs[0], cfg.checkpoint_epochs[-1]
+    frames = {}
+    for epoch in (first, last):
+        view.epoch.value = epoch
+        frames[epoch] = {name: _current(view.views[name]) for name in ("attention", "class_accuracy", "wl_spectrum")}
+    bars = frames[last]["attention"]
+    assert set(bars.dimension_values("to")) == {"a", "b", "="}
+    heads = bars.dimension_values("head")
+    assert all(h.startswith("head ") and "(k=" in h for h in heads)
+    totals = {}
+    for h, v in zip(heads, bars.dimension_values("attention")):
+        totals[h] = totals.get(h, 0) + v
+    np.testing.assert_allclose(list(totals.values()), 1.0, atol=1e-4)  # attention sums to one
+    test_late = [el for el in frames[last]["class_accuracy"] if el.label == "test"][0].dimension_values(1)
+    test_early = [el for el in frames[first]["class_accuracy"] if el.label == "test"][0].dimension_values(1)
+    assert test_late.mean() > test_early.mean()  # the smoke run learns something on test
+    wl = frames[last]["wl_spectrum"].dimension_values(2, flat=False)
+    assert wl.shape == (cfg.model.d_mlp, (cfg.p - 1) // 2) and np.isclose(wl.max(axis=1), 1).all()
+    ratios = [el for el in _current(view.views["participation"]) if type(el).__name__ == "Curve"]
+    assert {el.label for el in ratios} == {"W_E", "W_in", "W_out"}

@@ -12,13 +12,13 @@ import numpy as np
 import panel as pn
 import param
 
-from viz import data, plots, progress
+from viz import data, plots, progress, structure
 
 hv.extension("bokeh")
 pn.extension(sizing_mode="fixed", notifications=False)
 
 REFRESH_MS = 2000
-LEGENDS = {"gini": "bottom_right", "progress_losses": "right"}
+LEGENDS = {"gini": "bottom_right", "progress_losses": "right", "weight_norms": "right"}
 
 
 def _message(text: str) -> pn.pane.Alert:
@@ -78,6 +78,12 @@ class RunView(param.Parameterized):
                 hv.opts.Overlay(legend_position=LEGENDS.get(name, "top_right")))
         self.views["specialised_share"] = hv.DynamicMap(pn.bind(
             progress.specialised_share, root, run_id, self.threshold.param.value, **live)) * marker
+        for name, fn in (("participation", structure.participation), ("weight_norms", structure.weight_norms)):
+            self.views[name] = (hv.DynamicMap(pn.bind(fn, root, run_id, **live)) * marker).opts(
+                hv.opts.Overlay(legend_position=LEGENDS.get(name, "top_right")))
+        self.views["class_accuracy"] = hv.DynamicMap(pn.bind(structure.class_accuracy, root, run_id, epoch))
+        self.views["attention"] = hv.DynamicMap(pn.bind(structure.attention, root, run_id, epoch))
+        self.views["wl_spectrum"] = hv.DynamicMap(pn.bind(structure.wl_spectrum, root, run_id, epoch, order))
         self.key_text = pn.pane.Markdown(pn.bind(progress.key_frequency_text, root, run_id,
                                                  self.threshold.param.value, epoch), width=860)
         pane = {name: pn.pane.HoloViews(view, name=name, linked_axes=False) for name, view in self.views.items()}
@@ -94,7 +100,12 @@ class RunView(param.Parameterized):
             pane["specialised_share"],
             name="Progress measures",
         )
-        return pn.Tabs(main, measures)
+        weights = pn.Column(
+            pn.Row(pane["attention"], pane["class_accuracy"]),
+            pn.Row(pane["wl_spectrum"], pn.Column(pane["participation"], pane["weight_norms"])),
+            name="Weights and attention",
+        )
+        return pn.Tabs(main, measures, weights)
 
     def refresh(self) -> None:
         """Pick up new analysed epochs and series of a live run; the current epoch stays."""

@@ -9,11 +9,12 @@ import numpy as np
 from viz import data
 
 WIDTH = 420
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+          "#bcbd22", "#17becf"]
 
 
 def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], ylabel: str,
-            title: str, logy: bool = False, legend: str = "top_left") -> hv.Overlay:
+            title: str, logy: bool = False, legend: str = "top_left", width: int = WIDTH) -> hv.Overlay:
     """``series``: (variable, label, index along its trailing dimension or None)."""
     curves = []
     for i, (name, label, index) in enumerate(series):
@@ -25,7 +26,7 @@ def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], y
         curves.append(hv.Curve((epochs, values), "epoch", ylabel, label=label if len(series) > 1 else "")
                       .opts(color=COLORS[i % len(COLORS)], title=title))
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], logy=logy, line_width=1.8),
+        hv.opts.Curve(width=width, height=230, tools=["hover"], logy=logy, line_width=1.8),
         hv.opts.Overlay(title=title, legend_position=legend, logy=logy, show_legend=len(curves) > 1),
     )
 
