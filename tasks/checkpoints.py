@@ -33,6 +33,16 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str
     os.replace(tmp, path)
 
 
+def remove_partials(folder: str) -> list[str]:
+    """Delete the temporary files a killed writer left in ``folder``; returns their names."""
+    if not os.path.isdir(folder):
+        return []
+    stale = [f for f in os.listdir(folder) if f.endswith(".partial")]
+    for name in stale:
+        os.remove(os.path.join(folder, name))
+    return stale
+
+
 def save_checkpoint(path: str, model: torch.nn.Module, cfg: RunConfig, epoch: int) -> None:
     meta = {"format": FORMAT, "epoch": str(epoch), "run_id": cfg.run_id, "config": cfg.to_json()}
     _atomic_save(model.state_dict(), path, meta)

@@ -106,6 +106,8 @@ def train_run(
     """Train (or resume) the run; at each checkpoint write the weights, the resume state and
     the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis)."""
     dev = pick_device(device)
+    for folder in (layout.checkpoint_dir(root, cfg.run_id), os.path.dirname(layout.train_state_path(root, cfg.run_id))):
+        ckpt.remove_partials(folder)  # left by a writer killed mid-write; the renamed files are whole
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
     start, series = _resume_point(root, cfg, model, optimizer)
@@ -119,11 +121,13 @@ def train_run(
     flushed = [start]
 
     def save(epoch: int, model, optimizer, series: Series) -> None:
+        # weights, then the series so far, then the resume state: the state is the commit
+        # point, so a kill at any moment resumes from a state whose epochs are all on disk
         if not checkpoint_ok(root, cfg, epoch):
             ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
-        ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch)
         store.write_series(series.as_dict(), flushed[0], epoch + 1)
         flushed[0] = epoch + 1
+        ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch)
         if on_checkpoint:
             on_checkpoint(epoch)
 
