@@ -203,9 +203,10 @@ PRESETS: dict[str, RunConfig] = {
         p=31, lr=3e-3, frac_train=0.6, num_epochs=150, checkpoint_epochs=(0, 25, 50, 100),
     ),
     # the demo: groks on a 2-core CPU in well under a minute of training
-    "quick": RunConfig(p=59, lr=3e-3, num_epochs=3_500),
-    # Nanda et al. 2023 / the TransformerLens grokking demo
-    "canonical": RunConfig(),
+    "quick": RunConfig(p=59, lr=3e-3, num_epochs=3_500, test_every=5),
+    # Nanda et al. 2023 / the TransformerLens grokking demo (test split every 10 epochs and at
+    # every checkpoint: the test forward costs as much as the training step)
+    "canonical": RunConfig(test_every=10),
 }
 
 
