@@ -101,3 +101,9 @@ def key_frequencies(root: str, run_id: str) -> tuple[list[int] | None, dict]:
     st = store(root, run_id)
     keys = st.key_frequencies()
     return keys, (dict(st.group["key_freq_mask"].attrs) if keys else {})
+
+
+def has(root: str, run_id: str, *names: str) -> bool:
+    """Whether the run's store holds every one of these arrays (older runs may lack some)."""
+    st = store(root, run_id)
+    return all(st.has(name) for name in names)
