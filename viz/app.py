@@ -105,7 +105,7 @@ class RunView(param.Parameterized):
             pn.Row(pane["wl_spectrum"], pn.Column(pane["participation"], pane["weight_norms"])),
             name="Weights and attention",
         )
-        return pn.Tabs(main, measures, weights)
+        return pn.Tabs(main, measures, weights, dynamic=True)  # only the visible tab renders and updates
 
     def refresh(self) -> None:
         """Pick up new analysed epochs and series of a live run; the current epoch stays."""
