@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from store import layout
-from store.run_store import RunStore, StoreError, create_run, grow, open_run
+from store.run_store import StoreError, create_run, grow, open_run
 from tasks import checkpoints as ckpt
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies

@@ -64,7 +64,7 @@ def test_empty_root_and_unanalysed_run_show_messages(tmp_path, smoke_run):
     from tasks.runs import prepare_run
 
     root = str(tmp_path / "fresh")
-    cfg = prepare_run(root, preset("smoke"))
+    prepare_run(root, preset("smoke"))
     app = App(root)
     assert app.view is not None and "no analysed checkpoints" in app.view.panel.object
 

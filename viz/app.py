@@ -8,7 +8,6 @@ being analysed gains epochs in the slider as they are done, without moving the c
 from __future__ import annotations
 
 import holoviews as hv
-import numpy as np
 import panel as pn
 import param
 

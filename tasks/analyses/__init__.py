@@ -21,7 +21,6 @@ import numpy as np
 from store.schema import Variable, done_variable
 from tasks.analyses import attention, fourier, progress, weights
 from tasks.analyses import probe as probe_module
-from tasks.analyses.probe import Probe
 from tasks.model import HOOK_PATTERN, HOOK_POST
 
 
