@@ -83,12 +83,11 @@ def _check_root(root: str) -> None:
 def cmd_run(args) -> int:
     from flows.pipeline import pipeline
 
-    cfg = _config(args)
+    _config(args)  # bad input fails here, with one line, before Prefect starts
     _check_device(args.device)
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
                       runs_dir=args.runs, device=args.device, threads=args.threads)
-    assert run_id == cfg.run_id
     print(f"run {run_id} trained and analysed under {_root(args)}")
     return 0
 

@@ -48,19 +48,24 @@ def save_checkpoint(path: str, model: torch.nn.Module, cfg: RunConfig, epoch: in
     _atomic_save(model.state_dict(), path, meta)
 
 
-def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(state_dict, metadata)``; raises :class:`CheckpointError` naming the file if corrupt."""
+def _open(path: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.endswith(".safetensors"):
         raise CheckpointError(f"refusing to load {path}: only .safetensors checkpoints are read")
     try:
+        # opening checks the header and that the file covers every tensor (truncation)
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a workbench checkpoint")
     return tensors, meta
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(state_dict, metadata)``; raises :class:`CheckpointError` naming the file if corrupt."""
+    return _open(path, with_tensors=True)
 
 
 def load_into(model: torch.nn.Module, path: str, cfg: RunConfig, epoch: int) -> None:
@@ -104,7 +109,7 @@ def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
 
 
 def checkpoint_metadata(path: str) -> dict:
-    """The header of a checkpoint: ``{"epoch": int, "config": RunConfig, ...}``."""
-    _, meta = read_checkpoint(path)
+    """The header of a checkpoint: ``{"epoch": int, "config": RunConfig, ...}`` (reads no tensors)."""
+    _, meta = _open(path, with_tensors=False)
     return {"epoch": int(meta["epoch"]), "run_id": meta["run_id"],
             "config": RunConfig.from_dict(json.loads(meta["config"]))}

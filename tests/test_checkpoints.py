@@ -44,3 +44,14 @@ def test_truncated_and_non_safetensors_files_are_named(tmp_path):
     torch.save({"x": 1}, pickle_path)
     with pytest.raises(ckpt.CheckpointError, match="only .safetensors"):
         ckpt.read_checkpoint(pickle_path)
+
+
+def test_header_check_detects_truncation_without_loading_tensors(tmp_path):
+    cfg = preset("smoke")
+    path = str(tmp_path / "epoch_00010.safetensors")
+    ckpt.save_checkpoint(path, build_model(cfg), cfg, 10)
+    assert ckpt.checkpoint_metadata(path)["epoch"] == 10
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:-100])
+    with pytest.raises(ckpt.CheckpointError, match="unreadable"):
+        ckpt.checkpoint_metadata(path)

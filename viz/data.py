@@ -69,15 +69,12 @@ def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
 
 
-def forget(run_id: str | None = None) -> None:
+def forget() -> None:
     """Drop cached handles (a run was re-created or deleted)."""
     _store.cache_clear()
     epoch_slice.cache_clear()
     coord.cache_clear()
 
-
-__all__ = ["StoreError", "analysed_epochs", "config", "coord", "describe", "epoch_slice",
-           "forget", "runs", "runs_root", "series", "store"]
 
 
 def analysis_of(root: str, run_id: str, name: str) -> str | None:
@@ -107,3 +104,8 @@ def has(root: str, run_id: str, *names: str) -> bool:
     """Whether the run's store holds every one of these arrays (older runs may lack some)."""
     st = store(root, run_id)
     return all(st.has(name) for name in names)
+
+
+__all__ = ["StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
+           "epoch_slice", "forget", "has", "key_frequencies", "measure", "runs", "runs_root",
+           "series", "store"]

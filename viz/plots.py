@@ -1,5 +1,8 @@
 """One pure plot function per view: (run, epoch, choices) -> HoloViews element. They read
-through ``viz.data`` and compute nothing but layout (sorting, tiling)."""
+through ``viz.data`` and compute nothing but layout (sorting, tiling).
+
+Views over training take ``trained_through`` only so that a live run re-draws them when its
+stored series grow: the value itself is not used."""
 
 from __future__ import annotations
 
