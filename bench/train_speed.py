@@ -1,8 +1,10 @@
 """Training speed: the original workbench's loop (TransformerLens forward over all 3
-positions, test loss every epoch, float64 loss) against the project's trainer, interleaved in
-one process on the same config and thread count. Prints ms/epoch (medians) and the ratio.
+positions, test loss every epoch, float64 loss) against the project's trainer as a canonical
+run uses it (fast forward, compiled, test split every 10 epochs), interleaved in one process on
+the same config and thread count. Prints ms/epoch (medians over rounds) and the ratio.
 
-    .venv/bin/python bench/train_speed.py [--p 113] [--rounds 5] [--epochs 10] [--threads 1]
+    .venv/bin/python bench/train_speed.py [--p 113] [--rounds 7] [--epochs 10] [--threads 1]
+                                          [--test-every 10] [--compile on|off]
 """
 
 from __future__ import annotations
@@ -34,20 +36,23 @@ def baseline_epochs(cfg, model, opt, n: int) -> float:
     return (time.perf_counter() - t) / n * 1e3
 
 
-def project_epochs(cfg, model, opt, n: int) -> float:
+def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
     run = cfg.replace(num_epochs=n + 1, checkpoint_epochs=(0,))
     t = time.perf_counter()
-    train(run, model, opt)
+    train(run, model, opt, compile_mode=compile_mode)
     return (time.perf_counter() - t) / n * 1e3
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=113)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=10, help="baseline epochs per round")
+    ap.add_argument("--project-epochs", type=int, default=100,
+                    help="project epochs per round (more: its per-call set-up is amortised as in a real run)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--test-every", type=int, default=1)
+    ap.add_argument("--test-every", type=int, default=10, help="the project trainer's (canonical: 10)")
+    ap.add_argument("--compile", default="on", choices=("on", "off"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = preset("canonical", p=args.p, test_every=args.test_every)
@@ -55,13 +60,17 @@ def main() -> None:
     opts = {name: make_optimizer(m, cfg) for name, m in models.items()}
     times = {"baseline": [], "project": []}
     baseline_epochs(cfg, models["baseline"], opts["baseline"], 2)  # warm-up
-    project_epochs(cfg, models["project"], opts["project"], 2)
+    t = time.perf_counter()
+    project_epochs(cfg, models["project"], opts["project"], args.test_every, args.compile)  # + compile
+    warm = time.perf_counter() - t
     for _ in range(args.rounds):
         times["baseline"].append(baseline_epochs(cfg, models["baseline"], opts["baseline"], args.epochs))
-        times["project"].append(project_epochs(cfg, models["project"], opts["project"], args.epochs))
+        times["project"].append(project_epochs(cfg, models["project"], opts["project"],
+                                               args.project_epochs, args.compile))
     base, proj = (statistics.median(times[k]) for k in ("baseline", "project"))
-    print(f"p={cfg.p} threads={args.threads} test_every={args.test_every} "
-          f"rounds={args.rounds}x{args.epochs} epochs")
+    print(f"p={cfg.p} threads={args.threads} project: test_every={args.test_every} compile={args.compile} "
+          f"(first call incl. compilation {warm:.1f} s); {args.rounds} rounds of {args.epochs} baseline "
+          f"and {args.project_epochs} project epochs")
     print(f"baseline (TransformerLens full forward): {base:8.1f} ms/epoch")
     print(f"project trainer:                          {proj:8.1f} ms/epoch")
     print(f"ratio (baseline / project):               {base / proj:8.2f}x")

@@ -48,7 +48,15 @@ class FastForward:
         self.w_out = find("fc_out._original_component.weight")  # (d_model, d_mlp)
         self.w_u = find("head._original_component.weight")  # (d_vocab_out, d_model)
         self.p, self.H, self.dh = cfg.p, cfg.model.n_heads, cfg.model.d_head
-        self.act = torch.relu if cfg.model.act_fn == "relu" else torch.nn.functional.gelu
+        self.act_fn = cfg.model.act_fn
+
+    @property
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        return (self.W_E, self.W_pos, self.q, self.k, self.v, self.o, self.w_in, self.w_out, self.w_u)
+
+    @property
+    def shape(self) -> tuple[int, int, int, str]:
+        return self.p, self.H, self.dh, self.act_fn
 
     def logits(self, pairs: torch.Tensor) -> torch.Tensor:
         return self.run(pairs)[0]
@@ -56,32 +64,38 @@ class FastForward:
     def run(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(logits (B, d_vocab_out), pattern (B, head, 3), post (B, d_mlp))`` at '=': the
         values of ``hook_pattern[:, :, -1]`` and ``mlp.hook_post[:, -1]`` in the bridge."""
-        p, H, dh = self.p, self.H, self.dh
-        x_a = self.W_E[:p] + self.W_pos[0]  # (p, d_model): token t at position 0
-        x_b = self.W_E[:p] + self.W_pos[1]  # (p, d_model): token t at position 1
-        x_eq = self.W_E[p] + self.W_pos[2]  # (d_model,): "=" at position 2
-        q = (x_eq @ self.q.T).view(H, dh) / math.sqrt(dh)  # (H, dh)
-        # per-token attention scores from "=", (p, H), and OV outputs, (p, H, d_model)
-        w_k = self.k.view(H, dh, -1)
-        s_a = torch.einsum("td,hed,he->th", x_a, w_k, q)
-        s_b = torch.einsum("td,hed,he->th", x_b, w_k, q)
-        s_eq = torch.einsum("d,hed,he->h", x_eq, w_k, q)
-        w_o = self.o.view(-1, H, dh)  # (d_model, H, dh)
-        w_v = self.v.view(H, dh, -1)  # (H, dh, d_model)
-        w_ov = torch.einsum("hei,ohe->hio", w_v, w_o)  # (H, d_model_in, d_model_out)
-        ov_a = torch.einsum("ti,hio->tho", x_a, w_ov)
-        ov_b = torch.einsum("ti,hio->tho", x_b, w_ov)
-        ov_eq = torch.einsum("i,hio->ho", x_eq, w_ov)
+        return forward_at_eq(self.weights, pairs, *self.shape)
 
-        a, b = pairs[:, 0], pairs[:, 1]
-        scores = torch.stack([s_a[a], s_b[b], s_eq.expand(len(a), H)], dim=-1)  # (B, H, 3)
-        pattern = scores.softmax(dim=-1)
-        attn_out = (
-            (pattern[..., 0, None] * ov_a[a]).sum(1)
-            + (pattern[..., 1, None] * ov_b[b]).sum(1)
-            + pattern[..., 2] @ ov_eq
-        )  # (B, d_model)
-        resid_mid = x_eq + attn_out
-        post = self.act(resid_mid @ self.w_in.T)  # (B, d_mlp)
-        resid_post = resid_mid + post @ self.w_out.T
-        return resid_post @ self.w_u.T, pattern, post
+
+def forward_at_eq(weights: tuple[torch.Tensor, ...], pairs: torch.Tensor, p: int, H: int, dh: int,
+                  act_fn: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fast forward as a pure function of the weights (so one compiled graph serves every
+    model of a shape): ``(logits, pattern, post)`` at '=' for ``pairs (B, 2)``."""
+    W_E, W_pos, w_q, w_k, w_v, w_o, w_in, w_out, w_u = weights
+    x_a = W_E[:p] + W_pos[0]  # (p, d_model): token t at position 0
+    x_b = W_E[:p] + W_pos[1]  # (p, d_model): token t at position 1
+    x_eq = W_E[p] + W_pos[2]  # (d_model,): "=" at position 2
+    q = (x_eq @ w_q.T).view(H, dh) / math.sqrt(dh)  # (H, dh)
+    # per-token attention scores from "=", (p, H), and OV outputs, (p, H, d_model)
+    w_k = w_k.view(H, dh, -1)
+    s_a = torch.einsum("td,hed,he->th", x_a, w_k, q)
+    s_b = torch.einsum("td,hed,he->th", x_b, w_k, q)
+    s_eq = torch.einsum("d,hed,he->h", x_eq, w_k, q)
+    w_ov = torch.einsum("hei,ohe->hio", w_v.view(H, dh, -1), w_o.view(-1, H, dh))  # (H, d_in, d_out)
+    ov_a = torch.einsum("ti,hio->tho", x_a, w_ov)
+    ov_b = torch.einsum("ti,hio->tho", x_b, w_ov)
+    ov_eq = torch.einsum("i,hio->ho", x_eq, w_ov)
+
+    a, b = pairs[:, 0], pairs[:, 1]
+    scores = torch.stack([s_a[a], s_b[b], s_eq.expand(len(a), H)], dim=-1)  # (B, H, 3)
+    pattern = scores.softmax(dim=-1)
+    attn_out = (
+        (pattern[..., 0, None] * ov_a[a]).sum(1)
+        + (pattern[..., 1, None] * ov_b[b]).sum(1)
+        + pattern[..., 2] @ ov_eq
+    )  # (B, d_model)
+    resid_mid = x_eq + attn_out
+    act = torch.relu if act_fn == "relu" else torch.nn.functional.gelu
+    post = act(resid_mid @ w_in.T)  # (B, d_mlp)
+    resid_post = resid_mid + post @ w_out.T
+    return resid_post @ w_u.T, pattern, post

@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from store import layout
-from store.run_store import StoreError, create_run, grow, open_run
+from store import files, layout
+from store.run_store import StoreError, consolidate, create_run, grow, open_run
 from tasks import checkpoints as ckpt
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
@@ -23,17 +23,19 @@ from tasks.model import build_model, trainable
 from tasks.training import Series, make_optimizer, pick_device, train
 
 
+ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
+
+
 class RunError(RuntimeError):
     """A run cannot be started or continued as asked; the message says why."""
 
 
 def load_config(root: str, run_id: str) -> RunConfig:
     path = layout.config_path(root, run_id)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         known = ", ".join(layout.list_run_ids(root)) or "none"
         raise RunError(f"unknown run id {run_id!r} under {root} (runs: {known})")
-    with open(path) as f:
-        return RunConfig.from_dict(json.load(f))
+    return RunConfig.from_dict(json.loads(files.read_text(path)))
 
 
 def _dims(cfg: RunConfig) -> dict:
@@ -45,7 +47,7 @@ def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     resumes; a longer one extends (existing checkpoints kept); a shorter one is refused.
     Creates every analysis variable before any fan-out. Returns the run's effective config."""
     run_id = cfg.run_id
-    if not os.path.exists(layout.config_path(root, run_id)):
+    if not files.exists(layout.config_path(root, run_id)):
         store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
     else:
         old = load_config(root, run_id)
@@ -69,7 +71,7 @@ def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Ser
     """Load the latest saved training state, if any: ``(start_epoch, series so far)``."""
     run_id, series = cfg.run_id, Series.empty(cfg.num_epochs)
     state_path = layout.train_state_path(root, run_id)
-    if not os.path.isfile(state_path):
+    if not files.isfile(state_path):
         return 0, series
     names = list(trainable(model))
     try:
@@ -86,7 +88,7 @@ def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Ser
 
 def checkpoint_ok(root: str, cfg: RunConfig, epoch: int) -> bool:
     path = layout.checkpoint_path(root, cfg.run_id, epoch)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         return False
     try:
         meta = ckpt.checkpoint_metadata(path)
@@ -102,10 +104,12 @@ def train_run(
     device: str | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
     on_progress: Callable[[int, Series], None] | None = None,
+    compile_mode: str = "auto",
 ) -> Series:
-    """Train (or resume) the run; at each checkpoint write the weights, the resume state and
+    """Train (or resume) the run on ``device`` (else ``$TDW_DEVICE``, else CUDA when present,
+    else CPU); at each checkpoint write the weights, the resume state and
     the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis)."""
-    dev = pick_device(device)
+    dev = pick_device(device or os.environ.get(ENV_DEVICE))
     for folder in (layout.checkpoint_dir(root, cfg.run_id), os.path.dirname(layout.train_state_path(root, cfg.run_id))):
         ckpt.remove_partials(folder)  # left by a writer killed mid-write; the renamed files are whole
     model = build_model(cfg, dev)
@@ -136,7 +140,7 @@ def train_run(
             if e < start:
                 on_checkpoint(e)
     return train(cfg, model, optimizer, start_epoch=start, series=series,
-                 on_checkpoint=save, on_progress=on_progress)
+                 on_checkpoint=save, on_progress=on_progress, compile_mode=compile_mode)
 
 
 _spare_models: dict[str, list[torch.nn.Module]] = {}
@@ -236,3 +240,16 @@ def run_status(root: str, run_id: str) -> dict:
     }
 
 
+def consolidate_finished(root: str, run_id: str) -> bool:
+    """On an object store, consolidate the store's metadata once the run is finished (trained to
+    its last epoch, nothing left to analyse, so no writer is active): readers then open it with
+    one request instead of one per array. True when it did."""
+    if not files.is_url(root):
+        return False
+    store = open_run(root, run_id, mode="r")
+    if int(store.attrs.get("trained_through", -1)) < load_config(root, run_id).num_epochs - 1:
+        return False
+    if pending_epochs(root, run_id):
+        return False
+    consolidate(root, run_id)
+    return True

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from tasks import data
+from tasks.accel import should_compile, tune_allocator
 from tasks.config import RunConfig
-from tasks.fast import FastForward, applies
+from tasks.fast import FastForward, applies, forward_at_eq
 from tasks.model import trainable
 
 SERIES = ("train_loss", "test_loss", "train_acc", "test_acc")
@@ -60,20 +61,30 @@ def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.AdamW:
     )
 
 
-def loss_and_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Cross-entropy in float64 (float32 cannot go below ~1e-7) and accuracy."""
+def loss_and_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy in float64 (float32 cannot go below ~1e-7) and accuracy, as 0-d tensors."""
     loss = F.cross_entropy(logits.double(), targets)
-    acc = (logits.argmax(-1) == targets).double().mean().item()
-    return loss, acc
+    return loss, (logits.argmax(-1) == targets).double().mean()
 
 
-def last_position_logits(model: torch.nn.Module, cfg: RunConfig) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``f(inputs (B, 3)) -> logits (B, d_vocab_out)`` at the ``=`` position: the exact fast
-    forward where it applies, the TransformerLens forward otherwise."""
-    if applies(cfg):
-        fast = FastForward(model, cfg)
-        return lambda x: fast.logits(x[:, :2])
-    return lambda x: model(x)[:, -1]
+def _fast_loss(weights, shape, x, y):
+    return loss_and_accuracy(forward_at_eq(weights, x[:, :2], *shape)[0], y)
+
+
+# one compiled function for the process: the weights are inputs, not captured, so every model
+# of a shape shares its graphs (one per batch size and grad mode) without recompiling
+_compiled_fast_loss = torch.compile(_fast_loss, dynamic=False)
+
+
+def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False):
+    """``f(inputs (B, 3), targets) -> (float64 loss, accuracy)`` at the ``=`` position, 0-d
+    tensors on the model's device (no host sync): the exact fast forward where it applies
+    (compiled with ``torch.compile`` if asked), the TransformerLens forward otherwise."""
+    if not applies(cfg):
+        return lambda x, y: loss_and_accuracy(model(x)[:, -1], y)
+    fast = FastForward(model, cfg)
+    loss = _compiled_fast_loss if compiled else _fast_loss
+    return lambda x, y: loss(fast.weights, fast.shape, x, y)
 
 
 OnCheckpoint = Callable[[int, torch.nn.Module, torch.optim.Optimizer, Series], None]
@@ -90,35 +101,49 @@ def train(
     on_checkpoint: OnCheckpoint | None = None,
     on_progress: OnProgress | None = None,
     progress_every_s: float = 1.0,
+    compile_mode: str = "auto",
 ) -> Series:
     """Train ``model`` from ``start_epoch`` (whose weights and optimiser state it holds) to
     ``cfg.num_epochs - 1``. ``on_checkpoint(epoch, model, optimizer, series)`` runs at each
-    checkpoint epoch before that epoch's step; ``on_progress`` at most every ``progress_every_s``."""
+    checkpoint epoch before that epoch's step; ``on_progress`` at most every ``progress_every_s``.
+    ``compile_mode``: ``auto`` | ``on`` | ``off`` (see :func:`tasks.accel.should_compile`)."""
     device = next(model.parameters()).device
+    tune_allocator()
     probe = data.full_probe(cfg.p).to(device)
     targets = data.labels(cfg.p).to(device)
     train_idx, test_idx = data.split(cfg.p, cfg.frac_train, cfg.data_seed)
     x_train, y_train = probe[train_idx.to(device)], targets[train_idx.to(device)]
     x_test, y_test = probe[test_idx.to(device)], targets[test_idx.to(device)]
-    forward = last_position_logits(model, cfg)
+    evaluate = objective(model, cfg, should_compile(cfg, device, compile_mode))
     series = series or Series.empty(cfg.num_epochs)
+    # the series are written on the device and copied to ``series`` when someone looks:
+    # no host sync in the loop (it would stall a GPU every step)
+    record = torch.full((cfg.num_epochs, len(SERIES)), float("nan"), dtype=torch.float64, device=device)
+    flushed = start_epoch
+
+    def flush(through: int) -> Series:
+        nonlocal flushed
+        values = record[flushed: through + 1].cpu().numpy()
+        for i, name in enumerate(SERIES):
+            getattr(series, name)[flushed: through + 1] = values[:, i]
+        flushed = through + 1
+        return series
+
     checkpoints = set(cfg.checkpoint_epochs)
     last_report = time.monotonic()
-
     for epoch in range(start_epoch, cfg.num_epochs):
-        loss, acc = loss_and_accuracy(forward(x_train), y_train)
-        series.train_loss[epoch], series.train_acc[epoch] = loss.item(), acc
+        loss, acc = evaluate(x_train, y_train)
+        record[epoch, 0], record[epoch, 2] = loss.detach(), acc
         if epoch % cfg.test_every == 0 or epoch in checkpoints:
             with torch.no_grad():
-                test_loss, test_acc = loss_and_accuracy(forward(x_test), y_test)
-            series.test_loss[epoch], series.test_acc[epoch] = test_loss.item(), test_acc
+                record[epoch, 1], record[epoch, 3] = evaluate(x_test, y_test)
         if epoch in checkpoints and on_checkpoint:
-            on_checkpoint(epoch, model, optimizer, series)
+            on_checkpoint(epoch, model, optimizer, flush(epoch))
         if epoch < cfg.num_epochs - 1:
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         if on_progress and (time.monotonic() - last_report >= progress_every_s or epoch == cfg.num_epochs - 1):
-            on_progress(epoch, series)
+            on_progress(epoch, flush(epoch))
             last_report = time.monotonic()
-    return series
+    return flush(cfg.num_epochs - 1)

@@ -17,7 +17,7 @@ def test_float64_loss_goes_below_float32_floor():
     logits = torch.tensor([[20.0, 0.0, 0.0]])  # float32 logits, as the model returns them
     loss, acc = loss_and_accuracy(logits, torch.tensor([0]))
     expected = math.log1p(2 * math.exp(-20))  # 4.1e-9
-    assert loss.dtype == torch.float64 and acc == 1.0
+    assert loss.dtype == torch.float64 and acc.item() == 1.0
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     in_float32 = torch.nn.functional.cross_entropy(logits, torch.tensor([0])).item()
     assert in_float32 != pytest.approx(expected, rel=1e-2)  # what float32 would have recorded

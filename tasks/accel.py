@@ -1,0 +1,53 @@
+"""Speed without changing the mathematics: the allocator and the compile policy.
+
+Measured on the 2-core CPU (``bench/train_speed.py``, p = 113, one thread):
+- glibc returns big blocks to the OS after every step and page-faults them back in the next
+  one; keeping them mapped takes the eager step from ~85 to ~66 ms and the compiled one from
+  ~58 to ~52 ms (:func:`tune_allocator`);
+- ``torch.compile`` of the loss (fast forward, float64 cross-entropy, accuracy) fuses the
+  gathers and elementwise work around the matmuls: ~70 -> ~52 ms a step, for ~10-25 s of
+  compilation once per process (cached on disk between processes);
+- routing fp32 matmuls to oneDNN (``torch.backends.mkldnn.matmul.fp32_precision``) gave no
+  gain on this CPU once the step is compiled, and it may lower precision on CPUs with native
+  bf16 matmuls, so it is not used.
+Compiled and eager steps compute the same function to float32 rounding (``tests/test_fast.py``);
+a run uses one of them throughout, chosen from its config, so a resumed run stays bit-identical.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+import torch
+
+from tasks.config import RunConfig
+
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_MIN_EPOCHS = 5_000  # below this on CPU, compiling costs more time than it saves
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Keep freed memory mapped (glibc only): no page faults on every step's big temporaries.
+    Returns whether it applied."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, (1 << 31) - 1))
+
+
+def should_compile(cfg: RunConfig, device: torch.device, mode: str = "auto") -> bool:
+    """``on``/``off`` as asked; ``auto``: on GPUs, and on CPUs for runs of at least
+    ``COMPILE_MIN_EPOCHS`` epochs. Depends only on the config and device, never on where a
+    resumed run starts, so a run's steps are computed the same way before and after a kill."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode == "on"
+    return device.type == "cuda" or cfg.num_epochs >= COMPILE_MIN_EPOCHS
