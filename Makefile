@@ -1,12 +1,13 @@
 # make demo: install, run the quick pipeline (embedded Prefect, no server), serve the viewer.
 # make test: install, run the whole suite.
+# make server: a Prefect server and UI on http://127.0.0.1:4200 (project-local .prefect/; Ctrl-C stops it).
 PY       ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 RUNS     ?= runs
 STAMP    := $(VENV)/.installed
 
-.PHONY: demo test install serve clean
+.PHONY: demo test install serve server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +25,9 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	TDW_RUNS=$(RUNS) $(BIN)/tdw serve
+
+server: $(STAMP)
+	$(BIN)/tdw server
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected" && rc=0; exit $$rc

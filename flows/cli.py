@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flows import deploy, server
+
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
 
 
@@ -48,12 +50,15 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tdw", description="Training-dynamics workbench: train "
                                  "small transformers on (a + b) mod p and watch them grok.")
     sp = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _knobs(sp.add_parser("run", help="train and analyse a run (the pipeline flow)"))
+    run = sp.add_parser("run", help="train and analyse a run (the pipeline flow)")
+    _knobs(run)
+    _scheduler(run)
     _knobs(sp.add_parser("train", help="train only (checkpoints, series; no analysis)"))
     a = sp.add_parser("analyze", help="analyse the missing or stale checkpoints of a run")
     a.add_argument("run_id")
     _common(a)
     a.add_argument("--threads", type=int, default=1)
+    _scheduler(a)
     s = sp.add_parser("serve", help="serve the viewer on http://127.0.0.1:5006")
     _common(s)
     s.add_argument("--port", type=int, default=5006)
@@ -63,9 +68,29 @@ def parser() -> argparse.ArgumentParser:
     _common(r)
     rep = sp.add_parser("report", help="write a validation report (HTML) of a run and print its verdicts")
     rep.add_argument("run_id")
-    rep.add_argument("--out", help="HTML path (default: <run folder>/report.html)")
+    rep.add_argument("--out", help="HTML path (default: <run folder>/report.html; "
+                     "./report-<run id>.html for an object-store root)")
     _common(rep)
+    server.add_parser(sp)
+    deploy.add_parser(sp)
+    ap.epilog = ("Start with `tdw run --preset smoke` (seconds) or `--preset quick` (~2 min), then "
+                 "`tdw serve`. `tdw COMMAND --help` tells more. Runs root: --runs, else $TDW_RUNS, "
+                 "else ./runs; a URL such as s3://bucket/runs works too.")
     return ap
+
+
+def _scheduler(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--scheduler", type=_address, metavar="ADDRESS",
+                     help="run the analysis fan-out on the Dask cluster whose scheduler is at "
+                          "ADDRESS, e.g. tcp://10.0.0.5:8786 (default: threads in this process)")
+
+
+def _address(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"([a-z]+://)?[\w.\-\[\]:]+:\d+", text):
+        raise argparse.ArgumentTypeError(f"--scheduler wants an address like tcp://host:8786; got {text!r}")
+    return text
 
 
 def _config(args):
@@ -87,7 +112,8 @@ def cmd_run(args) -> int:
     _check_device(args.device)
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
-                      runs_dir=args.runs, device=args.device, threads=args.threads)
+                      runs_dir=args.runs, device=args.device, threads=args.threads,
+                      scheduler=args.scheduler)
     print(f"run {run_id} trained and analysed under {_root(args)}")
     return 0
 
@@ -103,11 +129,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from flows.analyze import analyze_flow
+    from flows.analyze import analyze
     from tasks.runs import load_config
 
     load_config(_root(args), args.run_id)  # unknown id -> one clear line
-    epochs = analyze_flow(args.run_id, _root(args), threads=args.threads)
+    epochs = analyze(args.run_id, _root(args), threads=args.threads, scheduler=args.scheduler)
     print(f"analysed {len(epochs)} checkpoint(s) of {args.run_id}")
     return 0
 
@@ -134,20 +160,24 @@ def cmd_runs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from store.layout import run_dir
+    from store.files import is_url
+    from store.layout import absolute, run_dir
     from tasks.runs import load_config
     from viz import report
 
     root = _root(args)
     load_config(root, args.run_id)  # unknown id -> one clear line
-    out = args.out or os.path.join(run_dir(root, args.run_id), "report.html")
-    print(report.write(os.path.abspath(root), args.run_id, out))
+    default = f"report-{args.run_id}.html" if is_url(root) else os.path.join(run_dir(root, args.run_id), "report.html")
+    out = args.out or default
+    print(report.write(absolute(root), args.run_id, out))
     print(f"\nreport written to {out}")
     return 0
 
 
 def cmd_serve(args) -> int:
-    env = {**os.environ, "TDW_RUNS": os.path.abspath(_root(args))}
+    from store.layout import absolute
+
+    env = {**os.environ, "TDW_RUNS": absolute(_root(args))}
     hosts = [f"{h}:{args.port}" for h in {args.address, "127.0.0.1", "localhost"}]
     cmd = [sys.executable, "-m", "panel", "serve", str(APP), "--address", args.address,
            "--port", str(args.port), *[f"--allow-websocket-origin={h}" for h in hosts]]
@@ -173,17 +203,18 @@ def _check_device(device: str | None) -> None:
     from tasks.training import pick_device
 
     try:
-        pick_device(device)
+        pick_device(device or os.environ.get("TDW_DEVICE"))
     except (ValueError, RuntimeError) as exc:
         raise Usage(str(exc).splitlines()[0])
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "analyze": cmd_analyze, "runs": cmd_runs,
-            "serve": cmd_serve, "report": cmd_report}
+            "serve": cmd_serve, "report": cmd_report, "server": server.command, "deploy": deploy.command}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from store.files import StorageError
     from store.layout import LayoutError
     from tasks.config import ConfigError
     from tasks.runs import RunError
@@ -192,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "runs"):
             _root(args)
         return COMMANDS[args.command](args)
-    except (Usage, ConfigError, LayoutError, RunError) as exc:
+    except (Usage, ConfigError, LayoutError, RunError, StorageError, server.PortInUse,
+            deploy.DeployError) as exc:
         print(f"tdw: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,8 @@ import numpy as np
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.analyze import analyze_flow
+from flows.analyze import analyze_flow, fan_out_runner
+from flows.names import pipeline_run_name
 from flows.train import train_flow
 from store.layout import runs_root
 from tasks.config import preset as make_preset
@@ -34,7 +35,8 @@ def grokking_epoch(test_acc: np.ndarray, threshold: float = 0.95) -> int | None:
 
 def summary_markdown(root: str, run_id: str) -> str:
     status = run_status(root, run_id)
-    series = open_run(root, run_id, mode="r").series()
+    store = open_run(root, run_id, mode="r")
+    series, keys = store.series(), store.key_frequencies()
     last = {k: v[~np.isnan(v)][-1] if (~np.isnan(v)).any() else float("nan") for k, v in series.items()}
     grok = grokking_epoch(series["test_acc"])
     return "\n".join([
@@ -46,21 +48,26 @@ def summary_markdown(root: str, run_id: str) -> str:
         f"| final test loss | {last['test_loss']:.3g} |",
         f"| final test accuracy | {last['test_acc']:.4f} |",
         f"| grokking epoch (test acc >= 0.95) | {grok if grok is not None else 'not reached'} |",
-        "", f"Open it: `TDW_RUNS={root} panel serve viz/app.py` (or `tdw serve`).",
+        f"| key frequencies | {', '.join(map(str, keys)) if keys else 'not chosen'} |",
+        "", f"Open it in the viewer: `tdw serve --runs {root}`, then "
+        f"[http://127.0.0.1:5006/app?run={run_id}](http://127.0.0.1:5006/app?run={run_id}).",
     ])
 
 
-@flow(name="pipeline", flow_run_name="pipeline-{preset}")
+@flow(name="pipeline", flow_run_name=pipeline_run_name)
 def pipeline(preset: str = "quick", p: int | None = None, seed: int | None = None,
              data_seed: int | None = None, frac_train: float | None = None,
              num_epochs: int | None = None, lr: float | None = None,
              weight_decay: float | None = None, checkpoints: list[int] | None = None,
-             runs_dir: str | None = None, device: str | None = None, threads: int = 1) -> str:
-    """Train and analyse one run; returns its run id."""
+             runs_dir: str | None = None, device: str | None = None, threads: int = 1,
+             scheduler: str | None = None) -> str:
+    """Train and analyse one run; returns its run id. ``scheduler``: a Dask scheduler address
+    to run the analysis fan-out on (default: threads in this process)."""
     cfg = build_config(preset, p, seed, data_seed, frac_train, num_epochs, lr, weight_decay, checkpoints)
     root = runs_root(runs_dir)
-    run_id = train_flow(cfg.to_dict(), root, device=device, threads=threads)
-    analyze_flow(run_id, root, threads=threads)
+    train = train_flow.with_options(task_runner=fan_out_runner(scheduler, threads=1))
+    run_id = train(cfg.to_dict(), root, device=device, threads=threads)
+    analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, root, threads=threads)
     create_markdown_artifact(summary_markdown(root, run_id), key="run-summary",
                              description=f"summary of {run_id}")
     return run_id

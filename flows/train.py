@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.names import train_run_name
 from store.layout import runs_root
 from tasks import runs
 from tasks.config import RunConfig
@@ -41,7 +42,7 @@ def _last(values, epoch: int) -> float:
     return float(measured[-1]) if len(measured) else float("nan")
 
 
-@flow(name="train", flow_run_name="train-{config[p]}-s{config[seed]}-d{config[data_seed]}",
+@flow(name="train", flow_run_name=train_run_name,
       task_runner=ThreadPoolTaskRunner(max_workers=1))
 def train_flow(config: dict, runs_dir: str | None = None, device: str | None = None,
                analyze: bool = True, threads: int = 1) -> str:

@@ -4,12 +4,17 @@
     <root>/<run_id>/checkpoints/epoch_00100.safetensors
     <root>/<run_id>/state/latest.safetensors
     <root>/<run_id>/store.zarr/
+
+The root is a local folder or an fsspec URL (``s3://bucket/prefix``); ``store.files`` does the
+file access for both.
 """
 
 from __future__ import annotations
 
 import os
 import re
+
+from store import files
 
 DEFAULT_ROOT = "runs"
 ENV_ROOT = "TDW_RUNS"
@@ -21,8 +26,13 @@ class LayoutError(ValueError):
 
 
 def runs_root(root: str | os.PathLike | None = None) -> str:
-    """The runs root: the argument, else ``$TDW_RUNS``, else ``./runs``."""
-    return os.fspath(root) if root else os.environ.get(ENV_ROOT) or DEFAULT_ROOT
+    """The runs root: the argument, else ``$TDW_RUNS``, else ``./runs`` (a folder or a URL)."""
+    return files.local(os.fspath(root) if root else os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
+
+
+def absolute(root: str) -> str:
+    """An absolute local path, or the URL unchanged."""
+    return root if files.is_url(root) else os.path.abspath(files.local(root))
 
 
 def check_run_id(run_id: str) -> str:
@@ -57,9 +67,7 @@ def store_path(root: str, run_id: str) -> str:
 
 def list_run_ids(root: str) -> list[str]:
     """Run folders under ``root`` that hold a config, sorted."""
-    if not os.path.isdir(root):
-        return []
     return sorted(
-        name for name in os.listdir(root)
-        if _RUN_ID.match(name) and os.path.isfile(config_path(root, name))
+        name for name in files.listdir(root)
+        if _RUN_ID.match(name) and files.isfile(config_path(root, name))
     )

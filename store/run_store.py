@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from store import layout
+from store import files, layout
 from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value
 
 CODE_VERSION = "0.1.0"
@@ -201,8 +201,36 @@ class RunStore:
         return {v.name: self.group[v.name][:] for v in SERIES_VARIABLES}
 
 
+def _zarr_store(path: str, read_only: bool):
+    """A local path as is; a URL as an fsspec-backed Zarr store with the project's options."""
+    if not files.is_url(path):
+        return path
+    return zarr.storage.FsspecStore.from_url(path, storage_options=files.storage_options(path),
+                                             read_only=read_only)
+
+
 def _open_group(path: str, mode: str) -> zarr.Group:
-    return zarr.open_group(store=path, mode=mode, zarr_format=3, use_consolidated=False)
+    """Readers use consolidated metadata where it was written (one read instead of one per
+    array); a writer first removes it, since arrays it adds would be hidden from readers."""
+    store = _zarr_store(path, read_only=mode == "r")
+    group = zarr.open_group(store=store, mode=mode, zarr_format=3, use_consolidated=None)
+    if mode != "r" and group.metadata.consolidated_metadata is not None:
+        group = zarr.open_group(store=store, mode=mode, zarr_format=3, use_consolidated=False)
+        group.attrs.put(dict(group.attrs))  # rewrites the root metadata without the copy
+    return group
+
+
+def consolidate(root: str, run_id: str) -> None:
+    """Write every array's metadata into the root ``zarr.json`` so that a reader opens the store
+    in one request. Only while no writer is active (a finished run): the next writer removes it."""
+    path = layout.store_path(root, run_id)
+    with warnings.catch_warnings():  # "not part of the Zarr v3 specification yet": known, wanted
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(_zarr_store(path, read_only=False), zarr_format=3)
+
+
+def is_consolidated(root: str, run_id: str) -> bool:
+    return _open_group(layout.store_path(root, run_id), "r").metadata.consolidated_metadata is not None
 
 
 def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: dict) -> RunStore:
@@ -211,11 +239,10 @@ def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: di
     ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. Refuses to overwrite an existing run.
     """
     path = layout.store_path(root, run_id)
-    if os.path.exists(path):
+    if files.exists(path):
         raise StoreError(f"run {run_id} already has a store at {path}")
-    os.makedirs(layout.run_dir(root, run_id), exist_ok=True)
-    with open(layout.config_path(root, run_id), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
+    files.makedirs(layout.run_dir(root, run_id))
+    files.write_text(layout.config_path(root, run_id), json.dumps(config, indent=2, sort_keys=True))
     group = _open_group(path, "w-")
     store = RunStore(root, run_id, group)
     _write_skeleton(store, config, list(checkpoint_epochs), dims)
@@ -235,7 +262,7 @@ def _write_skeleton(store: RunStore, config: dict, epochs: list[int], dims: dict
 
 def open_run(root: str, run_id: str, mode: str = "r+") -> RunStore:
     path = layout.store_path(root, run_id)
-    if not os.path.isdir(path):
+    if not files.isfile(f"{path}/zarr.json"):
         raise StoreError(f"run {run_id} has no store under {root}")
     try:
         group = _open_group(path, mode)
@@ -248,7 +275,7 @@ def open_run(root: str, run_id: str, mode: str = "r+") -> RunStore:
 
 def list_runs(root: str) -> list[str]:
     """Runs under ``root`` with a config and a store, sorted by id."""
-    return [r for r in layout.list_run_ids(root) if os.path.isdir(layout.store_path(root, r))]
+    return [r for r in layout.list_run_ids(root) if files.isfile(f"{layout.store_path(root, r)}/zarr.json")]
 
 
 def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> None:
@@ -270,5 +297,4 @@ def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> N
     dims = {**store.dims(), "num_epochs": num_epochs}
     store.group.attrs.update({"dim_sizes": sizes, "config": config, "dims": dims})
     store._arrays.clear()  # handles opened before the resize know the old shapes
-    with open(layout.config_path(store.root, store.run_id), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
+    files.write_text(layout.config_path(store.root, store.run_id), json.dumps(config, indent=2, sort_keys=True))

@@ -1,4 +1,5 @@
-"""Self-describing safetensors checkpoints, written atomically (temp file, then rename).
+"""Self-describing safetensors checkpoints, written atomically (temp file, then rename; under
+an object-store root, one PUT).
 
 ``epoch_XXXXX.safetensors`` holds the model's ``state_dict`` with the run config and the epoch
 in its header metadata, so a checkpoint alone rebuilds its model. ``state/latest.safetensors``
@@ -13,8 +14,9 @@ import os
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load, save, save_file
 
+from store import files
 from tasks.config import RunConfig
 
 FORMAT = "tdw-checkpoint/1"
@@ -25,6 +27,10 @@ class CheckpointError(RuntimeError):
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    if files.is_url(path):  # object store: serialise in memory, one PUT (atomic by itself)
+        files.write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+                                     metadata=metadata))
+        return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.partial"
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
@@ -35,7 +41,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str
 
 def remove_partials(folder: str) -> list[str]:
     """Delete the temporary files a killed writer left in ``folder``; returns their names."""
-    if not os.path.isdir(folder):
+    if files.is_url(folder) or not os.path.isdir(folder):  # object stores leave no partial files
         return []
     stale = [f for f in os.listdir(folder) if f.endswith(".partial")]
     for name in stale:
@@ -51,6 +57,8 @@ def save_checkpoint(path: str, model: torch.nn.Module, cfg: RunConfig, epoch: in
 def _open(path: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.endswith(".safetensors"):
         raise CheckpointError(f"refusing to load {path}: only .safetensors checkpoints are read")
+    if files.is_url(path):
+        return _open_remote(path, with_tensors)
     try:
         # opening checks the header and that the file covers every tensor (truncation)
         with safe_open(path, framework="pt") as f:
@@ -58,6 +66,27 @@ def _open(path: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[
             tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a workbench checkpoint")
+    return tensors, meta
+
+
+def _open_remote(path: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``_open`` for a URL: the whole object for the tensors, or only its header (an 8-byte
+    little-endian length, then JSON) by ranged reads. Checks, as ``safe_open`` does, that the
+    object covers every tensor the header names."""
+    try:
+        data = files.read_bytes(path) if with_tensors else files.read_bytes(path, 0, 8)
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + n] if with_tensors else files.read_bytes(path, 8, 8 + n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        length = len(data) if with_tensors else files.size(path)
+        if length < 8 + n + max(ends, default=0):
+            raise ValueError("truncated: the object is shorter than its header says")
+        tensors = load(data) if with_tensors else {}
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({exc})") from exc
+    meta = header.get("__metadata__") or {}
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a workbench checkpoint")
     return tensors, meta

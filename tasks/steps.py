@@ -31,3 +31,9 @@ def pending_epochs(root: str, run_id: str) -> list[int]:
     runs.prepare_analysis(root, run_id)
     runs.choose_key_frequencies(root, run_id)
     return runs.pending_epochs(root, run_id)
+
+
+@task(name="consolidate", cache_policy=NO_CACHE)
+def consolidate_finished(root: str, run_id: str) -> bool:
+    """Consolidate a finished run's store metadata on an object store (after every writer)."""
+    return runs.consolidate_finished(root, run_id)

@@ -126,10 +126,11 @@ class RunView(param.Parameterized):
 class App:
     """Run picker + the selected run's views."""
 
-    def __init__(self, root: str | None = None):
+    def __init__(self, root: str | None = None, run: str | None = None):
         self.root = root or data.runs_root()
         runs = data.runs(self.root)
-        self.run_select = pn.widgets.Select(label="Run", options=runs, value=runs[-1] if runs else None, width=300)
+        first = run if run in runs else (runs[-1] if runs else None)
+        self.run_select = pn.widgets.Select(label="Run", options=runs, value=first, width=300)
         self.controls = pn.Column(width=320)
         self.main = pn.Column()
         self.view: RunView | None = None
@@ -175,5 +176,11 @@ class App:
         return self.layout.servable(title="Training Dynamics Workbench")
 
 
+def _requested_run() -> str | None:
+    """The run named in the page address (``/app?run=<run_id>``), if any."""
+    values = pn.state.session_args.get("run") or [b""]
+    return values[0].decode() or None
+
+
 if __name__.startswith("bokeh"):
-    App().servable()
+    App(run=_requested_run()).servable()

@@ -5,7 +5,6 @@ cached; the training series are re-read (a live run grows them)."""
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
@@ -16,7 +15,7 @@ ANALYSES = ("embedding_spectrum", "neuron_activations", "neuron_frequencies")
 
 
 def runs_root() -> str:
-    return os.path.abspath(layout.runs_root())
+    return layout.absolute(layout.runs_root())  # a local folder, or a URL such as s3://bucket/runs
 
 
 def runs(root: str) -> list[str]:

@@ -1,0 +1,64 @@
+"""An S3-compatible server on 127.0.0.1 for tests and benchmarks: moto in server mode, in its
+own process (started here, stopped here by process id)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from flows.server import free_port
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def moto_server(log: str | None = None):
+    """Yield the endpoint URL (``http://127.0.0.1:<port>``) of a fresh, empty S3 server."""
+    port = free_port()
+    out = open(log or os.devnull, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {proc.returncode}")
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not answer within 60 s") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        out.close()
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """What a process needs to use the server: credentials and the project's storage options."""
+    return {**CREDENTIALS, "TDW_STORAGE_OPTIONS": json.dumps({"endpoint_url": endpoint})}
+
+
+def make_bucket(name: str) -> None:
+    """Create a bucket on the server the environment points at."""
+    from store import files
+
+    fs, _ = files.filesystem(f"s3://{name}")
+    fs.mkdir(name)

@@ -1,0 +1,131 @@
+"""The deployment path for real, on CPU: a Prefect server on 127.0.0.1, a process work pool,
+`tdw deploy` from deploy/prefect.yaml, `prefect deployment run` with the smoke preset (runs
+root and device as job variables), a worker with --run-once; the flow run must complete and
+the store hold every analysed epoch. Everything started here is stopped by process id."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from flows import deploy, server
+from flows.deploy import PREFECT_FILE
+from store.run_store import open_run
+from tasks.analyses import ANALYSES
+from tasks.config import preset
+from tasks.runs import pending_epochs
+
+POOL = "tdw-test"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
+    spec = yaml.safe_load(PREFECT_FILE.read_text())
+    assert spec["pull"] == [{"flows.deploy.enter_checkout": {}}]
+    by_name = {d["name"]: d for d in spec["deployments"]}
+    assert by_name["pipeline"]["entrypoint"] == "flows/pipeline.py:pipeline"
+    assert by_name["sweep"]["entrypoint"] == "flows/sweep.py:sweep_flow"
+    for d in by_name.values():
+        assert d["work_pool"]["name"] == deploy.POOL
+        assert set(d["work_pool"]["job_variables"]["env"]) == {"TDW_RUNS", "TDW_DEVICE"}
+
+
+def test_deploy_without_a_server_is_bad_input(capsys, monkeypatch):
+    from flows.cli import main
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert main(["deploy", "pipeline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PREFECT_API_URL" in err[0]
+
+
+def test_pull_step_enters_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert deploy.enter_checkout() == {"directory": str(deploy.REPO)}
+    assert os.getcwd() == str(deploy.REPO)
+
+
+def _cli(args: list[str], env: dict, timeout: float = 180) -> str:
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                         stdin=subprocess.DEVNULL, cwd=deploy.REPO)
+    assert out.returncode == 0, f"{args[:4]} exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = server.free_port()
+    url = server.api_url(port=port)
+    env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(tmp_path / "prefect-client"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    runs = tmp_path / "runs"
+    srv = server.start(port=port, home=tmp_path / "prefect-server", log=tmp_path / "server.log")
+    worker = None
+    try:
+        server.wait_healthy(srv, url)
+        _cli([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
+
+        t0 = time.monotonic()
+        out = _cli([sys.executable, "-m", "prefect", "deployment", "run", "pipeline/pipeline",
+                    "-p", "preset=smoke", "--job-variable",
+                    "env=" + json.dumps({"TDW_RUNS": str(runs), "TDW_DEVICE": "cpu"})], env)
+        flow_run_id = UUID.search(out).group(0)
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
+                                       "--run-once"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+            while time.monotonic() - t0 < 240:
+                run = client.read_flow_run(flow_run_id)
+                if run.state and run.state.is_final():
+                    break
+                time.sleep(0.5)
+            elapsed = time.monotonic() - t0
+            worker.wait(timeout=60)
+            assert run.state.is_completed(), (run.state, (tmp_path / "worker.log").read_text()[-4000:])
+            print(f"\ndeployment run -> COMPLETED: {elapsed:.1f} s (smoke preset, worker --run-once)")
+
+            cfg = preset("smoke")
+            assert run.name == cfg.run_id  # readable: the run id
+            names = {r.name for r in client.read_flow_runs()}  # this server saw only this run
+            assert f"train-{cfg.run_id}" in names and f"analyze-{cfg.run_id}" in names
+            tasks = {t.name for t in client.read_task_runs()}
+            assert {f"analyze-{e}" for e in cfg.checkpoint_epochs} <= tasks
+            artifacts = client.read_artifacts()
+            kinds = {a.type for a in artifacts}
+            assert "progress" in kinds
+            summary = [a for a in artifacts if a.key == "run-summary"]
+            assert summary and "key frequencies" in summary[0].data and cfg.run_id in summary[0].data
+
+        st = open_run(str(runs), cfg.run_id, mode="r")
+        keys = st.key_frequencies()
+        assert keys
+        for analysis in ANALYSES:
+            assert st.done_mask(analysis.name, analysis.version(keys)).all(), analysis.name
+        assert pending_epochs(str(runs), cfg.run_id) == []
+    finally:
+        if worker is not None:
+            _stop_group(worker)
+        server.stop(srv)
+    assert srv.poll() is not None
