@@ -38,8 +38,42 @@ def _knobs(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--wd", type=float, dest="weight_decay", help="AdamW weight decay")
     sub.add_argument("--checkpoints", type=_epochs_list, help="checkpoint epochs, e.g. 0,100,500")
     _common(sub)
-    sub.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    _training(sub)
     sub.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+
+
+def _training(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    sub.add_argument("--compile", default="auto", choices=("auto", "on", "off"), dest="compile_mode",
+                     help="torch.compile the training step: auto = on a GPU, and on a CPU for runs "
+                          "of 5,000+ epochs (same function; ~1.4x faster after ~15 s of compiling)")
+
+
+def _list(kind, flag: str):
+    def parse(text: str) -> list:
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} wants a comma-separated list like 1,2,3; got {text!r}")
+    return parse
+
+
+def _sweep_parser(sp) -> None:
+    sw = sp.add_parser(
+        "sweep", help="train and analyse a grid of runs (one process per core)",
+        description="Train and analyse every combination of the lists given (each list is "
+                    "comma-separated; a knob left out keeps the preset's value), one process per "
+                    "core with one thread each. Each run keeps its own run id; running the same "
+                    "sweep again resumes it. Example: tdw sweep --preset quick --seeds 1,2 --data-seeds 1,2")
+    sw.add_argument("--preset", default="quick", help="smoke | quick | canonical (default: quick)")
+    for flag, kind, what in (("--seeds", int, "model seeds, e.g. 1,2"), ("--data-seeds", int, "data seeds, e.g. 1,2"),
+                             ("--primes", int, "moduli, e.g. 53,59"), ("--fracs", float, "training fractions, e.g. 0.3,0.5"),
+                             ("--lrs", float, "learning rates, e.g. 1e-3,3e-3"), ("--wds", float, "weight decays, e.g. 0.5,1")):
+        sw.add_argument(flag, type=_list(kind, flag), help=what)
+    sw.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
+    _common(sw)
+    _training(sw)
+    sw.add_argument("--concurrency", type=int, help="runs at once (default: one per core; 1 on a GPU)")
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -71,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="HTML path (default: <run folder>/report.html; "
                      "./report-<run id>.html for an object-store root)")
     _common(rep)
+    _sweep_parser(sp)
     server.add_parser(sp)
     deploy.add_parser(sp)
     ap.epilog = ("Start with `tdw run --preset smoke` (seconds) or `--preset quick` (~2 min), then "
@@ -113,7 +148,7 @@ def cmd_run(args) -> int:
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
                       runs_dir=args.runs, device=args.device, threads=args.threads,
-                      scheduler=args.scheduler)
+                      scheduler=args.scheduler, compile_mode=args.compile_mode)
     print(f"run {run_id} trained and analysed under {_root(args)}")
     return 0
 
@@ -123,8 +158,30 @@ def cmd_train(args) -> int:
 
     cfg = _config(args)
     _check_device(args.device)
-    run_id = train_flow(cfg.to_dict(), _root(args), device=args.device, analyze=False, threads=args.threads)
+    run_id = train_flow(cfg.to_dict(), _root(args), device=args.device, analyze=False, threads=args.threads,
+                        compile_mode=args.compile_mode)
     print(f"run {run_id} trained under {_root(args)}; analyse it with: tdw analyze {run_id}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from flows.sweep import SweepFailed, grid, sweep_flow
+
+    axes = dict(seeds=args.seeds, data_seeds=args.data_seeds, primes=args.primes, fracs=args.fracs,
+                lrs=args.lrs, wds=args.wds)
+    configs = grid(args.preset, args.epochs, **axes)  # bad input fails here, before Prefect starts
+    _check_device(args.device)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise Usage(f"--concurrency must be >= 1, got {args.concurrency}")
+    print(f"sweep of {len(configs)} run(s) under {_root(args)}", flush=True)
+    try:
+        run_ids = sweep_flow(args.preset, epochs=args.epochs, runs_dir=args.runs, device=args.device,
+                             concurrency=args.concurrency, compile_mode=args.compile_mode, **axes)
+    except SweepFailed as exc:
+        print(f"tdw: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(run_ids))
+    print(f"{len(run_ids)} run(s) trained and analysed; compare them with: tdw serve")
     return 0
 
 
@@ -208,7 +265,7 @@ def _check_device(device: str | None) -> None:
         raise Usage(str(exc).splitlines()[0])
 
 
-COMMANDS = {"run": cmd_run, "train": cmd_train, "analyze": cmd_analyze, "runs": cmd_runs,
+COMMANDS = {"run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "analyze": cmd_analyze, "runs": cmd_runs,
             "serve": cmd_serve, "report": cmd_report, "server": server.command, "deploy": deploy.command}
 
 

@@ -60,13 +60,13 @@ def pipeline(preset: str = "quick", p: int | None = None, seed: int | None = Non
              num_epochs: int | None = None, lr: float | None = None,
              weight_decay: float | None = None, checkpoints: list[int] | None = None,
              runs_dir: str | None = None, device: str | None = None, threads: int = 1,
-             scheduler: str | None = None) -> str:
+             scheduler: str | None = None, compile_mode: str = "auto") -> str:
     """Train and analyse one run; returns its run id. ``scheduler``: a Dask scheduler address
     to run the analysis fan-out on (default: threads in this process)."""
     cfg = build_config(preset, p, seed, data_seed, frac_train, num_epochs, lr, weight_decay, checkpoints)
     root = runs_root(runs_dir)
     train = train_flow.with_options(task_runner=fan_out_runner(scheduler, threads=1))
-    run_id = train(cfg.to_dict(), root, device=device, threads=threads)
+    run_id = train(cfg.to_dict(), root, device=device, threads=threads, compile_mode=compile_mode)
     analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, root, threads=threads)
     create_markdown_artifact(summary_markdown(root, run_id), key="run-summary",
                              description=f"summary of {run_id}")

@@ -75,11 +75,7 @@ def train_and_analyze_run(root: str, run_id: str, config: dict, device: str | No
     writing progress for the parent to read. Returns the run's summary row."""
     cfg = runs.prepare_run(root, RunConfig.from_dict(config))
     assert cfg.run_id == run_id, (cfg.run_id, run_id)
-
-    def report(epoch: int, series) -> None:
-        progress.write(root, cfg.run_id, epoch, cfg.num_epochs, series)
-
-    runs.train_run(root, cfg, device=device, on_progress=report, compile_mode=compile_mode)
+    runs.train_run(root, cfg, device=device, compile_mode=compile_mode)  # writes its progress file
     runs.prepare_analysis(root, cfg.run_id)
     runs.choose_key_frequencies(root, cfg.run_id)
     for epoch in runs.pending_epochs(root, cfg.run_id):

@@ -15,6 +15,7 @@ import torch
 from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run
 from tasks import checkpoints as ckpt
+from tasks import progress
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
@@ -108,7 +109,9 @@ def train_run(
 ) -> Series:
     """Train (or resume) the run on ``device`` (else ``$TDW_DEVICE``, else CUDA when present,
     else CPU); at each checkpoint write the weights, the resume state and
-    the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis)."""
+    the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis).
+    About once a second the progress file (``tasks.progress``) is replaced, then
+    ``on_progress(epoch, series)`` called."""
     dev = pick_device(device or os.environ.get(ENV_DEVICE))
     for folder in (layout.checkpoint_dir(root, cfg.run_id), os.path.dirname(layout.train_state_path(root, cfg.run_id))):
         ckpt.remove_partials(folder)  # left by a writer killed mid-write; the renamed files are whole
@@ -139,8 +142,13 @@ def train_run(
         for e in cfg.checkpoint_epochs:
             if e < start:
                 on_checkpoint(e)
+    def report(epoch: int, series: Series) -> None:
+        progress.write(root, cfg.run_id, epoch, cfg.num_epochs, series)
+        if on_progress:
+            on_progress(epoch, series)
+
     return train(cfg, model, optimizer, start_epoch=start, series=series,
-                 on_checkpoint=save, on_progress=on_progress, compile_mode=compile_mode)
+                 on_checkpoint=save, on_progress=report, compile_mode=compile_mode)
 
 
 _spare_models: dict[str, list[torch.nn.Module]] = {}
