@@ -9,6 +9,7 @@ safetensors are ever loaded (never pickle).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -26,7 +27,19 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not belong to the run."""
 
 
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes: catches silent corruption
+    (a flipped bit) that the safetensors header cannot."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    metadata = {**metadata, "sha256": digest(tensors)}
     if files.is_url(path):  # object store: serialise in memory, one PUT (atomic by itself)
         files.write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                                      metadata=metadata))
@@ -93,8 +106,12 @@ def _open_remote(path: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor]
 
 
 def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(state_dict, metadata)``; raises :class:`CheckpointError` naming the file if corrupt."""
-    return _open(path, with_tensors=True)
+    """``(state_dict, metadata)``; raises :class:`CheckpointError` naming the file if it is
+    truncated, unreadable or its tensors do not match the checksum in its header."""
+    tensors, meta = _open(path, with_tensors=True)
+    if "sha256" in meta and digest(tensors) != meta["sha256"]:
+        raise CheckpointError(f"checkpoint {path} is corrupt (its tensors do not match their checksum)")
+    return tensors, meta
 
 
 def load_into(model: torch.nn.Module, path: str, cfg: RunConfig, epoch: int) -> None:

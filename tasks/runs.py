@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 from contextlib import contextmanager
 from typing import Callable
 
@@ -87,15 +88,60 @@ def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Ser
     return epoch, series
 
 
-def checkpoint_ok(root: str, cfg: RunConfig, epoch: int) -> bool:
+def checkpoint_problem(root: str, cfg: RunConfig, epoch: int, verify: bool = False) -> str | None:
+    """Why the checkpoint of ``epoch`` cannot be used (missing, truncated, another run's or
+    epoch's; with ``verify``, also tensors not matching their checksum), or None if it can."""
     path = layout.checkpoint_path(root, cfg.run_id, epoch)
     if not files.isfile(path):
-        return False
+        return "missing"
     try:
         meta = ckpt.checkpoint_metadata(path)
-    except ckpt.CheckpointError:
-        return False
-    return meta["run_id"] == cfg.run_id and meta["epoch"] == epoch
+        if verify:
+            ckpt.read_checkpoint(path)
+    except ckpt.CheckpointError as exc:
+        return str(exc)
+    if meta["run_id"] != cfg.run_id or meta["epoch"] != epoch:
+        return f"it holds run {meta['run_id']} epoch {meta['epoch']}"
+    return None
+
+
+def checkpoint_ok(root: str, cfg: RunConfig, epoch: int, verify: bool = False) -> bool:
+    return checkpoint_problem(root, cfg, epoch, verify) is None
+
+
+def _set_aside(path: str) -> None:
+    """Keep a damaged file for inspection under ``<name>.corrupt`` (never silently lost)."""
+    if files.is_url(path):
+        files.write_bytes(path + ".corrupt", files.read_bytes(path))
+        files.remove(path)
+    elif os.path.exists(path):
+        os.replace(path, path + ".corrupt")
+
+
+def recompute_checkpoints(root: str, cfg: RunConfig, through: int, dev: torch.device,
+                          compile_mode: str = "auto") -> list[int]:
+    """Find the checkpoints up to epoch ``through`` that are missing or damaged, name them,
+    and recompute them by replaying training from the seeded initialisation (deterministic:
+    the same weights on the same device and thread count). Only those files are written."""
+    problems = {e: checkpoint_problem(root, cfg, e, verify=True) for e in cfg.checkpoint_epochs if e <= through}
+    damaged = {e: why for e, why in problems.items() if why}
+    if not damaged:
+        return []
+    listing = "; ".join(f"epoch {e}: {why}" for e, why in damaged.items())
+    warnings.warn(f"run {cfg.run_id}: recomputing {len(damaged)} checkpoint(s) by replaying "
+                  f"training from epoch 0 ({listing})", stacklevel=2)
+    for e, why in damaged.items():
+        if why != "missing":
+            _set_aside(layout.checkpoint_path(root, cfg.run_id, e))
+    model = build_model(cfg, dev)
+
+    def write(epoch: int, model, optimizer, series) -> None:
+        if epoch in damaged:
+            ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
+
+    train(cfg, model, make_optimizer(model, cfg), on_checkpoint=write, stop_epoch=max(damaged),
+          compile_mode=compile_mode)
+    return sorted(damaged)
 
 
 def train_run(
@@ -118,6 +164,8 @@ def train_run(
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
     start, series = _resume_point(root, cfg, model, optimizer)
+    if start:  # checkpoints before the resume point must all be whole
+        recompute_checkpoints(root, cfg, start - 1, dev, compile_mode)
     if start == cfg.num_epochs - 1 and checkpoint_ok(root, cfg, start):
         if on_checkpoint:
             for e in cfg.checkpoint_epochs:

@@ -102,11 +102,13 @@ def train(
     on_progress: OnProgress | None = None,
     progress_every_s: float = 1.0,
     compile_mode: str = "auto",
+    stop_epoch: int | None = None,
 ) -> Series:
     """Train ``model`` from ``start_epoch`` (whose weights and optimiser state it holds) to
     ``cfg.num_epochs - 1``. ``on_checkpoint(epoch, model, optimizer, series)`` runs at each
     checkpoint epoch before that epoch's step; ``on_progress`` at most every ``progress_every_s``.
-    ``compile_mode``: ``auto`` | ``on`` | ``off`` (see :func:`tasks.accel.should_compile`)."""
+    ``compile_mode``: ``auto`` | ``on`` | ``off`` (see :func:`tasks.accel.should_compile`).
+    ``stop_epoch``: stop once that epoch is evaluated (and checkpointed), before its step."""
     device = next(model.parameters()).device
     tune_allocator()
     probe = data.full_probe(cfg.p).to(device)
@@ -139,6 +141,8 @@ def train(
                 record[epoch, 1], record[epoch, 3] = evaluate(x_test, y_test)
         if epoch in checkpoints and on_checkpoint:
             on_checkpoint(epoch, model, optimizer, flush(epoch))
+        if epoch == stop_epoch:
+            return flush(epoch)
         if epoch < cfg.num_epochs - 1:
             loss.backward()
             optimizer.step()

@@ -55,3 +55,46 @@ def test_header_check_detects_truncation_without_loading_tensors(tmp_path):
     open(path, "wb").write(data[:-100])
     with pytest.raises(ckpt.CheckpointError, match="unreadable"):
         ckpt.checkpoint_metadata(path)
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(tmp_path):
+    cfg = preset("smoke")
+    path = str(tmp_path / "epoch_00000.safetensors")
+    ckpt.save_checkpoint(path, build_model(cfg), cfg, 0)
+    with open(path, "r+b") as f:
+        f.seek(-100, os.SEEK_END)  # inside the tensor data, past the header
+        byte = f.read(1)
+        f.seek(-100, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0x10]))
+    assert ckpt.checkpoint_metadata(path)["epoch"] == 0  # the header alone cannot tell
+    with pytest.raises(ckpt.CheckpointError, match="epoch_00000.safetensors is corrupt"):
+        ckpt.read_checkpoint(path)
+
+
+def test_damaged_checkpoints_are_named_and_recomputed_identically(tmp_path):
+    from store import layout
+    from tasks.runs import prepare_run, train_run
+
+    root = str(tmp_path)
+    cfg = prepare_run(root, preset("smoke"))
+    train_run(root, cfg, device="cpu")
+    path = {e: layout.checkpoint_path(root, cfg.run_id, e) for e in cfg.checkpoint_epochs}
+    original = {e: {k: v.clone() for k, v in ckpt.read_checkpoint(p)[0].items()} for e, p in path.items()}
+    state_mtime = os.path.getmtime(layout.train_state_path(root, cfg.run_id))
+    with open(path[25], "r+b") as f:  # a flipped bit
+        f.seek(-64, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-64, os.SEEK_END)
+        f.write(bytes([b[0] ^ 1]))
+    with open(path[50], "r+b") as f:  # truncated
+        f.truncate(os.path.getsize(path[50]) // 2)
+    os.remove(path[100])  # missing
+
+    with pytest.warns(UserWarning, match=r"recomputing 3 checkpoint\(s\).*epoch 25: .*corrupt.*epoch 50: .*"
+                                         r"unreadable.*epoch 100: missing"):
+        train_run(root, cfg, device="cpu")
+    for e in cfg.checkpoint_epochs:
+        again, _ = ckpt.read_checkpoint(path[e])
+        assert all(torch.equal(again[k], original[e][k]) for k in again), e
+    assert os.path.exists(path[25] + ".corrupt") and os.path.exists(path[50] + ".corrupt")
+    assert os.path.getmtime(layout.train_state_path(root, cfg.run_id)) == state_mtime  # not rewritten
