@@ -51,7 +51,9 @@ def start(host: str = "127.0.0.1", port: int = 4200, home: str | os.PathLike = H
     if not port_free(host, port):
         raise PortInUse(f"port {port} on {host} is in use (a server already running? choose --port)")
     os.makedirs(home, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           # the UI in the browser calls the API at these unless PREFECT_UI_API_URL says otherwise
+           "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)}
     env.pop("PREFECT_API_URL", None)  # the server is not a client of another server
     out = open(log, "ab") if log else None
     try:

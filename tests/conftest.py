@@ -32,6 +32,16 @@ def smoke_run(tmp_path_factory):
     return root, cfg
 
 
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server and database for every test that runs real flows (it
+    starts in ~8 s; each module starting its own would add that again)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
 @pytest.fixture
 def root(tmp_path) -> str:
     return str(tmp_path / "runs")

@@ -39,10 +39,13 @@ def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
 
 
 def test_deploy_without_a_server_is_bad_input(capsys, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from flows.cli import main
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    assert main(["deploy", "pipeline"]) == 2
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # also when a test server is up
+        assert main(["deploy", "pipeline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PREFECT_API_URL" in err[0]
 
@@ -83,14 +86,17 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     srv = server.start(port=port, home=tmp_path / "prefect-server", log=tmp_path / "server.log")
     worker = None
     try:
-        server.wait_healthy(srv, url)
+        print(f"\nserver healthy in {server.wait_healthy(srv, url):.1f} s")
+        t = time.monotonic()
         _cli([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
+        print(f"tdw deploy: {time.monotonic() - t:.1f} s")
 
         t0 = time.monotonic()
         out = _cli([sys.executable, "-m", "prefect", "deployment", "run", "pipeline/pipeline",
                     "-p", "preset=smoke", "--job-variable",
                     "env=" + json.dumps({"TDW_RUNS": str(runs), "TDW_DEVICE": "cpu"})], env)
         flow_run_id = UUID.search(out).group(0)
+        print(f"prefect deployment run: {time.monotonic() - t0:.1f} s")
         with open(tmp_path / "worker.log", "wb") as log:
             worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
                                        "--run-once"], env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from store.run_store import open_run
 from tasks.analyses import ANALYSES, BY_NAME
@@ -11,9 +10,8 @@ from tasks.runs import analyze_epoch, pending_epochs
 
 
 @pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+def harness(prefect_harness):
+    yield
 
 
 @pytest.mark.slow

@@ -29,17 +29,14 @@ def s3(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def s3_run(s3):
+def s3_run(s3, prefect_harness):
     """``(root, run_id)`` of the smoke pipeline run through Prefect flows onto the server."""
-    from prefect.testing.utilities import prefect_test_harness
-
     from flows.pipeline import pipeline
 
     root = f"s3://{BUCKET}/runs"
-    with prefect_test_harness(server_startup_timeout=60):
-        state = pipeline(preset="smoke", runs_dir=root, device="cpu", return_state=True)
-        assert state.is_completed()
-        return root, state.result()
+    state = pipeline(preset="smoke", runs_dir=root, device="cpu", return_state=True)
+    assert state.is_completed()
+    return root, state.result()
 
 
 def test_files_round_trip_on_the_server(s3):
