@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,20 +61,34 @@ def ensure_pool(name: str = POOL) -> bool:
 def deploy(names: list[str] | None = None, pool: str | None = None,
            prefect_file: str | os.PathLike = PREFECT_FILE, quiet: bool = False) -> int:
     """``prefect deploy`` the named deployments of ``prefect_file`` (all when ``names`` is
-    empty) onto ``pool`` (the file's pool when None); returns its exit code."""
+    empty), onto ``pool`` when given (else each one's own pool), creating the pools that are
+    missing; returns its exit code. ``prefect deploy`` ignores ``--pool`` when it deploys more
+    than one, so a pool override goes through a copy of the file with the pool replaced."""
+    import yaml
+
+    spec = yaml.safe_load(Path(prefect_file).read_text())
+    known = [d["name"] for d in spec.get("deployments", [])]
+    if unknown := sorted(set(names or []) - set(known)):
+        raise DeployError(f"no deployment named {', '.join(unknown)} in {prefect_file} (it has {', '.join(known)})")
     url = api_url()
     if not url:
         raise DeployError("no Prefect server to deploy to: start one with `tdw server` and "
                           "export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    created = ensure_pool(pool or POOL)
-    if not quiet:
-        print(f"work pool {pool or POOL!r} {'created' if created else 'exists'} on {url}", flush=True)
-    cmd = [sys.executable, "-m", "prefect", "deploy", "--no-prompt", "--prefect-file", str(prefect_file)]
-    cmd += [arg for name in names for arg in ("--name", name)] if names else ["--all"]
-    if pool:
-        cmd += ["--pool", pool]
-    out = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, text=True,
-                         capture_output=quiet)
+    chosen = [d for d in spec["deployments"] if not names or d["name"] in names]
+    for d in chosen:
+        if pool:
+            d.setdefault("work_pool", {})["name"] = pool
+        name = d.get("work_pool", {}).get("name") or POOL
+        created = ensure_pool(name)
+        if not quiet:
+            print(f"work pool {name!r} {'created' if created else 'exists'} on {url}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="tdw-deploy-") as tmp:
+        if pool:  # entrypoints stay relative to the repository root, the working directory
+            prefect_file = Path(tmp) / "prefect.yaml"
+            prefect_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        cmd = [sys.executable, "-m", "prefect", "deploy", "--no-prompt", "--prefect-file", str(prefect_file)]
+        cmd += [arg for d in chosen for arg in ("--name", d["name"])]
+        out = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, text=True, capture_output=quiet)
     if out.returncode and quiet:
         sys.stderr.write(out.stdout[-4000:] + out.stderr[-4000:])
     return out.returncode

@@ -29,8 +29,14 @@ def local(path: str) -> str:
     return path[len("file://"):] if str(path).startswith("file://") else path
 
 
+# Per protocol: s3fs reads a whole object in one GET instead of a HEAD (its size) and then the
+# GET; it splits only objects over 50 MB, which the workbench never writes.
+_DEFAULTS = {"s3": {"max_concurrency": 1}, "s3a": {"max_concurrency": 1}}
+
+
 def storage_options(path: str | None = None) -> dict:
-    """Options for the filesystem of ``path``: listings uncached, then ``$TDW_STORAGE_OPTIONS``."""
+    """Options for the filesystem of ``path``: listings uncached and the protocol's defaults,
+    then ``$TDW_STORAGE_OPTIONS``."""
     text = os.environ.get(ENV_OPTIONS, "").strip()
     try:
         extra = json.loads(text) if text else {}
@@ -38,7 +44,8 @@ def storage_options(path: str | None = None) -> dict:
         raise StorageError(f"${ENV_OPTIONS} is not a JSON object ({exc.msg})") from None
     if not isinstance(extra, dict):
         raise StorageError(f"${ENV_OPTIONS} must be a JSON object, got {type(extra).__name__}")
-    return {"use_listings_cache": False, **extra}
+    protocol = str(path).partition("://")[0] if path and "://" in str(path) else ""
+    return {"use_listings_cache": False, **_DEFAULTS.get(protocol, {}), **extra}
 
 
 def filesystem(path: str):

@@ -38,7 +38,7 @@ def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
         assert set(d["work_pool"]["job_variables"]["env"]) == {"TDW_RUNS", "TDW_DEVICE"}
 
 
-def test_deploy_without_a_server_is_bad_input(capsys, monkeypatch):
+def test_deploy_without_a_server_or_with_an_unknown_name_is_bad_input(capsys, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.cli import main
@@ -46,8 +46,10 @@ def test_deploy_without_a_server_is_bad_input(capsys, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # also when a test server is up
         assert main(["deploy", "pipeline"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "PREFECT_API_URL" in err[0]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "PREFECT_API_URL" in err[0]
+        assert main(["deploy", "nosuch"]) == 2
+        assert "no deployment named nosuch" in capsys.readouterr().err
 
 
 def test_pull_step_enters_the_checkout(tmp_path, monkeypatch):
@@ -88,7 +90,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     try:
         print(f"\nserver healthy in {server.wait_healthy(srv, url):.1f} s")
         t = time.monotonic()
-        _cli([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
+        _cli([sys.executable, "-m", "flows.cli", "deploy", "--pool", POOL], env)  # every deployment
         print(f"tdw deploy: {time.monotonic() - t:.1f} s")
 
         t0 = time.monotonic()
@@ -102,6 +104,8 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
                                        "--run-once"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+            deployments = {(d.name, d.work_pool_name) for d in client.read_deployments()}
+            assert deployments == {("pipeline", POOL), ("sweep", POOL)}
             while time.monotonic() - t0 < 240:
                 run = client.read_flow_run(flow_run_id)
                 if run.state and run.state.is_final():
