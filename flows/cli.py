@@ -9,6 +9,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from flows import deploy, server
@@ -20,11 +21,33 @@ class Usage(Exception):
     """Bad input: printed as one line, exit code 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (not the whole usage block), exit code 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see: {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def _epochs_list(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        epochs = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--checkpoints wants integers like 0,100,500; got {text!r}")
+    if not epochs or any(b <= a for a, b in zip(epochs, epochs[1:])) or epochs[0] < 0:
+        raise argparse.ArgumentTypeError(f"--checkpoints wants increasing epochs >= 0 without "
+                                         f"repeats, like 0,100,500; got {text!r}")
+    return epochs
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"wants an integer >= 1; got {text!r}")
+    return value
 
 
 def _knobs(sub: argparse.ArgumentParser) -> None:
@@ -39,7 +62,7 @@ def _knobs(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--checkpoints", type=_epochs_list, help="checkpoint epochs, e.g. 0,100,500")
     _common(sub)
     _training(sub)
-    sub.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    sub.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
 
 
 def _training(sub: argparse.ArgumentParser) -> None:
@@ -73,7 +96,7 @@ def _sweep_parser(sp) -> None:
     sw.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
     _common(sw)
     _training(sw)
-    sw.add_argument("--concurrency", type=int, help="runs at once (default: one per core; 1 on a GPU)")
+    sw.add_argument("--concurrency", type=_positive, help="runs at once (default: one per core; 1 on a GPU)")
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -81,7 +104,7 @@ def _common(sub: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tdw", description="Training-dynamics workbench: train "
+    ap = Parser(prog="tdw", description="Training-dynamics workbench: train "
                                  "small transformers on (a + b) mod p and watch them grok.")
     sp = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sp.add_parser("run", help="train and analyse a run (the pipeline flow)")
@@ -91,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     a = sp.add_parser("analyze", help="analyse the missing or stale checkpoints of a run")
     a.add_argument("run_id")
     _common(a)
-    a.add_argument("--threads", type=int, default=1)
+    a.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
     _scheduler(a)
     s = sp.add_parser("serve", help="serve the viewer on http://127.0.0.1:5006")
     _common(s)
@@ -136,15 +159,49 @@ def _config(args):
 
 
 def _check_root(root: str) -> None:
-    if os.path.exists(root) and not os.path.isdir(root):
+    from store.files import StorageError, check_url, exists, is_url
+
+    if is_url(root):
+        check_url(root)
+        try:
+            exists(root)  # credentials, endpoint, network: one line now rather than a traceback later
+        except Exception as exc:  # noqa: BLE001 (any backend's error)
+            raise StorageError(f"runs root {root} cannot be reached ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    elif os.path.exists(root) and not os.path.isdir(root):
         raise Usage(f"runs root {root} is a file, not a folder")
+
+
+def _writable(root: str) -> None:
+    """A command that writes checks its runs root first (creating it): one line if it can't."""
+    from store.files import is_url
+
+    if is_url(root):
+        return
+    try:
+        os.makedirs(root, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise Usage(f"runs root {root} is not writable ({exc.strerror or exc})") from None
+
+
+def _not_training(root: str, run_id: str) -> None:
+    from tasks.lock import training_pid
+
+    pid = training_pid(root, run_id)
+    if pid:
+        raise Usage(f"run {run_id} is being trained by another process (pid {pid}); wait for it "
+                    "or stop it, then run the same command to resume")
 
 
 def cmd_run(args) -> int:
     from flows.pipeline import pipeline
 
-    _config(args)  # bad input fails here, with one line, before Prefect starts
+    cfg = _config(args)  # bad input fails here, with one line, before Prefect starts
     _check_device(args.device)
+    _writable(_root(args))
+    _not_training(_root(args), cfg.run_id)
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
                       runs_dir=args.runs, device=args.device, threads=args.threads,
@@ -158,6 +215,8 @@ def cmd_train(args) -> int:
 
     cfg = _config(args)
     _check_device(args.device)
+    _writable(_root(args))
+    _not_training(_root(args), cfg.run_id)
     run_id = train_flow(cfg.to_dict(), _root(args), device=args.device, analyze=False, threads=args.threads,
                         compile_mode=args.compile_mode)
     print(f"run {run_id} trained under {_root(args)}; analyse it with: tdw analyze {run_id}")
@@ -171,8 +230,7 @@ def cmd_sweep(args) -> int:
                 lrs=args.lrs, wds=args.wds)
     configs = grid(args.preset, args.epochs, **axes)  # bad input fails here, before Prefect starts
     _check_device(args.device)
-    if args.concurrency is not None and args.concurrency < 1:
-        raise Usage(f"--concurrency must be >= 1, got {args.concurrency}")
+    _writable(_root(args))
     print(f"sweep of {len(configs)} run(s) under {_root(args)}", flush=True)
     try:
         run_ids = sweep_flow(args.preset, epochs=args.epochs, runs_dir=args.runs, device=args.device,
@@ -189,10 +247,22 @@ def cmd_analyze(args) -> int:
     from flows.analyze import analyze
     from tasks.runs import load_config
 
-    load_config(_root(args), args.run_id)  # unknown id -> one clear line
+    _check_checkpoints(_root(args), load_config(_root(args), args.run_id))  # one clear line
     epochs = analyze(args.run_id, _root(args), threads=args.threads, scheduler=args.scheduler)
     print(f"analysed {len(epochs)} checkpoint(s) of {args.run_id}")
     return 0
+
+
+def _check_checkpoints(root: str, cfg) -> None:
+    """Refuse to analyse a run whose checkpoints on disk are damaged or another run's."""
+    from tasks.runs import checkpoint_problem
+
+    bad = [(e, why) for e in cfg.checkpoint_epochs
+           if (why := checkpoint_problem(root, cfg, e)) not in (None, "missing")]
+    if bad:
+        listing = "; ".join(f"epoch {e}: {why}" for e, why in bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise Usage(f"run {cfg.run_id} has {len(bad)} unusable checkpoint(s) ({listing}); "
+                    f"train the run again (same config) to recompute them")
 
 
 def cmd_runs(args) -> int:
@@ -270,17 +340,21 @@ COMMANDS = {"run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "analyze": c
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
+        return int(exc.code or 0)
     from store.files import StorageError
     from store.layout import LayoutError
     from tasks.config import ConfigError
+    from tasks.lock import RunBusy
     from tasks.runs import RunError
 
     try:
         if hasattr(args, "runs"):
             _root(args)
         return COMMANDS[args.command](args)
-    except (Usage, ConfigError, LayoutError, RunError, StorageError, server.PortInUse,
+    except (Usage, ConfigError, LayoutError, RunError, RunBusy, StorageError, server.PortInUse,
             deploy.DeployError) as exc:
         print(f"tdw: error: {exc}", file=sys.stderr)
         return 2

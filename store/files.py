@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import re
 
 ENV_OPTIONS = "TDW_STORAGE_OPTIONS"
 
@@ -48,11 +50,28 @@ def storage_options(path: str | None = None) -> dict:
     return {"use_listings_cache": False, **_DEFAULTS.get(protocol, {}), **extra}
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+def check_url(url: str) -> str:
+    """A runs-root URL that can work: a protocol fsspec knows, and for S3 a valid bucket name
+    (``s3://bucket[/prefix]``). Raises :class:`StorageError` saying what is wrong."""
+    from fsspec.registry import known_implementations
+
+    protocol, _, rest = url.partition("://")
+    if protocol not in known_implementations:
+        raise StorageError(f"runs root {url}: unknown storage protocol {protocol!r} (e.g. s3://bucket/prefix)")
+    bucket = rest.split("/", 1)[0]
+    if protocol in ("s3", "s3a", "gs", "gcs") and not _BUCKET.match(bucket):
+        raise StorageError(f"runs root {url}: {bucket!r} is not a valid bucket name (want {protocol}://bucket/prefix)")
+    return url
+
+
 def filesystem(path: str):
     """``(fs, path without protocol)`` for a URL (fsspec caches the instance per options)."""
     from fsspec.core import url_to_fs
 
-    return url_to_fs(path, **storage_options(path))
+    return url_to_fs(check_url(path), **storage_options(path))
 
 
 def exists(path: str) -> bool:
@@ -144,3 +163,12 @@ def remove(path: str) -> None:
         return
     fs, p = filesystem(path)
     fs.rm_file(p)
+
+
+def rmtree(path: str) -> None:
+    """Delete a folder and everything under it (a prefix on an object store)."""
+    if not is_url(path):
+        shutil.rmtree(local(path))
+        return
+    fs, p = filesystem(path)
+    fs.rm(p, recursive=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -220,6 +222,24 @@ def _open_group(path: str, mode: str) -> zarr.Group:
     return group
 
 
+def remove_stale_partials(root: str, run_id: str, older_than_s: float = 60.0) -> list[str]:
+    """Delete the ``*.partial`` files a killed writer left in the store (Zarr writes a chunk to
+    a temporary file, then renames it). Only files older than ``older_than_s``: a live writer's
+    temporary file exists for milliseconds, so this never pulls one from under a running task.
+    Returns the paths removed. (Object stores leave no partial files.)"""
+    path = layout.store_path(root, run_id)
+    if files.is_url(path) or not os.path.isdir(path):
+        return []
+    now, removed = time.time(), []
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            if name.endswith(".partial") and now - os.path.getmtime(full) > older_than_s:
+                os.remove(full)
+                removed.append(full)
+    return removed
+
+
 def consolidate(root: str, run_id: str) -> None:
     """Write every array's metadata into the root ``zarr.json`` so that a reader opens the store
     in one request. Only while no writer is active (a finished run): the next writer removes it."""
@@ -234,18 +254,23 @@ def is_consolidated(root: str, run_id: str) -> bool:
 
 
 def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: dict) -> RunStore:
-    """Create a run's folder, ``config.json`` and store skeleton (coordinates and series).
+    """Create a run's folder, store skeleton (coordinates and series) and ``config.json``.
 
-    ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. Refuses to overwrite an existing run.
+    ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. ``config.json`` is written last: a run
+    exists once its config does, so a creation killed half-way leaves no run, and its
+    leftover store is removed when the run is created again. Refuses to overwrite a run.
+    (Callers serialise creation per runs root: ``tasks.lock.creation_lock``.)
     """
     path = layout.store_path(root, run_id)
-    if files.exists(path):
-        raise StoreError(f"run {run_id} already has a store at {path}")
+    if files.exists(layout.config_path(root, run_id)):
+        raise StoreError(f"run {run_id} already exists under {root}")
+    if files.exists(path):  # from a creation killed before its config was written
+        files.rmtree(path)
     files.makedirs(layout.run_dir(root, run_id))
-    files.write_text(layout.config_path(root, run_id), json.dumps(config, indent=2, sort_keys=True))
     group = _open_group(path, "w-")
     store = RunStore(root, run_id, group)
     _write_skeleton(store, config, list(checkpoint_epochs), dims)
+    files.write_text(layout.config_path(root, run_id), json.dumps(config, indent=2, sort_keys=True))
     return store
 
 

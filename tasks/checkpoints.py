@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -21,6 +22,7 @@ from store import files
 from tasks.config import RunConfig
 
 FORMAT = "tdw-checkpoint/1"
+FAULT_WRITE_DELAY = "TDW_FAULT_WRITE_DELAY"  # seconds between writing a file and renaming it (tests)
 
 
 class CheckpointError(RuntimeError):
@@ -49,6 +51,8 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
+    if os.environ.get(FAULT_WRITE_DELAY):  # fault injection: hold the write open (tests kill here)
+        time.sleep(float(os.environ[FAULT_WRITE_DELAY]))
     os.replace(tmp, path)
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from store import files, layout
-from store.run_store import StoreError, consolidate, create_run, grow, open_run
+from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
 from tasks import progress
+from tasks.lock import creation_lock, training_lock
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
@@ -37,7 +38,14 @@ def load_config(root: str, run_id: str) -> RunConfig:
     if not files.isfile(path):
         known = ", ".join(layout.list_run_ids(root)) or "none"
         raise RunError(f"unknown run id {run_id!r} under {root} (runs: {known})")
-    return RunConfig.from_dict(json.loads(files.read_text(path)))
+    try:
+        cfg = RunConfig.from_dict(json.loads(files.read_text(path)))
+    except (ValueError, TypeError) as exc:  # ConfigError and JSON errors are ValueErrors
+        raise RunError(f"run {run_id}: {path} is not a valid run config ({exc})") from None
+    if cfg.run_id != run_id:
+        raise RunError(f"run folder {run_id} holds the config of run {cfg.run_id} "
+                       "(copied or edited by hand?); refusing to mix them")
+    return cfg
 
 
 def _dims(cfg: RunConfig) -> dict:
@@ -49,9 +57,11 @@ def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     resumes; a longer one extends (existing checkpoints kept); a shorter one is refused.
     Creates every analysis variable before any fan-out. Returns the run's effective config."""
     run_id = cfg.run_id
-    if not files.exists(layout.config_path(root, run_id)):
-        store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
-    else:
+    with creation_lock(root):
+        new = not files.exists(layout.config_path(root, run_id))
+        if new:
+            store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
+    if not new:
         old = load_config(root, run_id)
         store = open_run(root, run_id)
         if cfg.num_epochs < old.num_epochs:
@@ -62,7 +72,8 @@ def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
         if cfg.num_epochs > old.num_epochs or set(cfg.checkpoint_epochs) - set(old.checkpoint_epochs):
             later = [e for e in cfg.checkpoint_epochs if e > old.checkpoint_epochs[-1]]
             cfg = cfg.replace(checkpoint_epochs=tuple(old.checkpoint_epochs) + tuple(later))
-            grow(store, cfg.to_dict(), cfg.checkpoint_epochs, cfg.num_epochs)
+            with training_lock(root, run_id):  # never grow a store under a running trainer
+                grow(store, cfg.to_dict(), cfg.checkpoint_epochs, cfg.num_epochs)
         else:
             cfg = old
     store.ensure_variables(variables())
@@ -157,10 +168,27 @@ def train_run(
     else CPU); at each checkpoint write the weights, the resume state and
     the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis).
     About once a second the progress file (``tasks.progress``) is replaced, then
-    ``on_progress(epoch, series)`` called."""
+    ``on_progress(epoch, series)`` called. Raises ``tasks.lock.RunBusy`` while another process
+    trains the run."""
+    with training_lock(root, cfg.run_id):
+        return _train_run(root, cfg, device=device, on_checkpoint=on_checkpoint,
+                          on_progress=on_progress, compile_mode=compile_mode)
+
+
+def _train_run(
+    root: str,
+    cfg: RunConfig,
+    *,
+    device: str | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, Series], None] | None = None,
+    compile_mode: str = "auto",
+) -> Series:
     dev = pick_device(device or os.environ.get(ENV_DEVICE))
-    for folder in (layout.checkpoint_dir(root, cfg.run_id), os.path.dirname(layout.train_state_path(root, cfg.run_id))):
+    for folder in (layout.run_dir(root, cfg.run_id), layout.checkpoint_dir(root, cfg.run_id),
+                   os.path.dirname(layout.train_state_path(root, cfg.run_id))):
         ckpt.remove_partials(folder)  # left by a writer killed mid-write; the renamed files are whole
+    remove_stale_partials(root, cfg.run_id)
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
     start, series = _resume_point(root, cfg, model, optimizer)
@@ -244,7 +272,9 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
 
 
 def prepare_analysis(root: str, run_id: str) -> None:
-    """Create analysis variables an older store lacks (one writer, before any fan-out)."""
+    """Clean up after killed writers (stale ``*.partial`` chunk files) and create analysis
+    variables an older store lacks (one writer, before any fan-out)."""
+    remove_stale_partials(root, run_id)
     open_run(root, run_id).ensure_variables(variables())
 
 

@@ -21,33 +21,6 @@ def test_runs_root_from_environment(smoke_run, capsys, monkeypatch):
     assert cfg.run_id in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "--p", "4"], "odd prime"),
-    (["run", "--p", "1"], "odd prime"),
-    (["train", "--frac", "1"], "frac_train"),
-    (["train", "--epochs", "0"], "num_epochs"),
-    (["run", "--epochs", "100", "--checkpoints", "0,500"], "outside"),
-    (["run", "--preset", "nope"], "unknown preset"),
-    (["analyze", "p31-s0-d0-deadbeef"], "unknown run id"),
-    (["analyze", "../etc"], "invalid run id"),
-    (["run", "--device", "cuda:7", "--preset", "smoke"], "cuda"),
-])
-def test_bad_input_is_one_line_exit_2_and_creates_nothing(args, message, tmp_path, capsys):
-    root = tmp_path / "runs"
-    code = main([*args, "--runs", str(root)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and message in err
-    assert not root.exists() or not os.listdir(root)
-
-
-def test_runs_root_that_is_a_file(tmp_path, capsys):
-    f = tmp_path / "file"
-    f.write_text("x")
-    assert main(["runs", "--runs", str(f)]) == 2
-    assert "is a file" in capsys.readouterr().err
-
-
 def test_console_script_bad_input_has_no_traceback(tmp_path):
     tdw = os.path.join(os.path.dirname(sys.executable), "tdw")
     out = subprocess.run([tdw, "run", "--p", "9", "--runs", str(tmp_path)], capture_output=True, text=True, timeout=120)

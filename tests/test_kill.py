@@ -1,4 +1,5 @@
-"""Training killed with SIGKILL at random moments resumes to a bit-identical result."""
+"""Training killed with SIGKILL at random moments, and while writing a checkpoint, resumes to a
+bit-identical result."""
 
 import os
 import random
@@ -26,15 +27,21 @@ print("done", cfg.run_id)
 """
 
 
-def _train(root: str, kill_after: float | None = None) -> bool:
-    """Run training in a subprocess; SIGKILL it after ``kill_after`` seconds. True if it finished."""
+def _train(root: str, kill_after: float | None = None, kill_on_partial: bool = False) -> bool:
+    """Run training in a subprocess; SIGKILL it after ``kill_after`` seconds, or (with
+    ``kill_on_partial``) while a checkpoint or state file is half-written. True if it finished."""
+    env = dict(os.environ, **({ckpt.FAULT_WRITE_DELAY: "30"} if kill_on_partial else {}))
     proc = subprocess.Popen([sys.executable, "-c", TRAIN, root], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    if kill_after is None:
+                            stderr=subprocess.PIPE, text=True, env=env)
+    if kill_after is None and not kill_on_partial:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         return True
-    time.sleep(kill_after)
+    deadline = time.monotonic() + (60 if kill_on_partial else kill_after)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if kill_on_partial and _partials(root, ".safetensors."):  # a checkpoint or state write
+            break
+        time.sleep(0.01)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -42,18 +49,36 @@ def _train(root: str, kill_after: float | None = None) -> bool:
     return proc.returncode == 0
 
 
+def _partials(root: str, infix: str = "") -> list[str]:
+    return [f for d, _, fs in os.walk(root) for f in fs if f.endswith(".partial") and infix in f]
+
+
+def _every_checkpoint_whole(root: str) -> None:
+    for run_id in layout.list_run_ids(root):
+        folder = layout.checkpoint_dir(root, run_id)
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            if name.endswith(".safetensors"):
+                ckpt.read_checkpoint(os.path.join(folder, name))  # raises if half-written
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_resumes_bit_identically(tmp_path):
+    """Five kills at random moments and one while a checkpoint is being written: every
+    restart resumes, no checkpoint is ever unreadable, and the end is bit-identical."""
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     _train(straight)
     rng = random.Random(7)
     kills = 0
-    for _ in range(4):  # the first ~3 s are imports; training takes a few seconds more
-        if _train(killed, kill_after=rng.uniform(3.5, 7.0)):
+    for attempt in range(6):  # the first ~3 s are imports; each restart trains a little further
+        finished = _train(killed, kill_on_partial=True) if attempt == 2 else _train(killed, kill_after=rng.uniform(3.2, 4.5))
+        if finished:
             break
         kills += 1
+        if attempt == 2:
+            assert _partials(killed, ".safetensors."), "the kill during a write left its temporary file"
+        _every_checkpoint_whole(killed)
     _train(killed)
-    assert kills >= 1
+    assert kills >= 5
     (run_id,) = layout.list_run_ids(straight)
     cfg_epochs = open_run(straight, run_id).epochs
     for epoch in cfg_epochs:
