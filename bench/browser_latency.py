@@ -1,14 +1,19 @@
 """Scrubbing latency in a real browser: serve the viewer on a run, drive headless Chromium with
-Playwright, step the epoch slider N times and measure, in the page, the time from the key
-press to the last Bokeh document change it caused. Prints median and p90.
+Playwright, step the epoch slider N times and measure, in the page, from the key press (the
+``keydown`` event's time) to the last document patch from the server that it caused
+("applied"), and to the first animation frame after that patch ("painted"). Prints median and
+p90 for the default page (every linked view of the first tab) and for one view alone
+(``?view=neuron_heatmap``), the page load to interactive, and the time to read one neuron's
+(a, b) map from the store, each against the goal from the viewer's issue.
 
-    .venv/bin/python bench/browser_latency.py --runs DIR [--steps 20]   (the app opens the last run)
+    .venv/bin/python bench/browser_latency.py --runs DIR [--run RUN_ID] [--steps 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -17,74 +22,145 @@ import time
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
-HOOK = """() => { window.__changes = [];
-  const mark = () => window.__changes.push(performance.now());
-  for (const doc of window.Bokeh.documents)
-    for (const m of doc.all_models) if (m.properties.data) { m.change.connect(mark); m.properties.data.change.connect(mark); }
-  return window.__changes.length; }"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Record when each server patch that changes a plot (its data, marker, colour range, ranges or
+# title) is applied, and the animation frame after it (the paint). Widget and page-address
+# patches do not count.
+HOOK = """() => {
+  const PLOT = new Set(["ColumnDataSource", "Span", "LinearColorMapper", "Range1d", "DataRange1d",
+                        "FactorRange", "Title", "Figure", "Plot", "GlyphRenderer", "Image", "ColorBar"]);
+  window.__patches = []; window.__painted = []; window.__key = 0;
+  window.addEventListener('keydown', () => { window.__key = performance.now(); }, true);
+  for (const doc of window.Bokeh.documents) {
+    const apply = doc.apply_json_patch.bind(doc);
+    doc.apply_json_patch = (patch, buffers) => {
+      apply(patch, buffers);
+      const plot = (patch.events || []).some(e => {
+        const m = e.model && doc.get_model_by_id(e.model.id);
+        return m != null && PLOT.has(m.constructor.__name__);
+      });
+      if (!plot) return;
+      window.__patches.push(performance.now());
+      requestAnimationFrame(() => setTimeout(() => window.__painted.push(performance.now()), 0));
+    };
+  }
+}"""
+GOALS = {"default": 150.0, "single": 80.0, "load": 3.0, "read": 5.0}
 
 
-def serve(root: str) -> tuple[subprocess.Popen, str]:
+def serve(root: str, app: Path) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(APP), "--address", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(app), "--address", "127.0.0.1",
                              "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}"],
-                            env={**os.environ, "TDW_RUNS": root}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/app"
+                            env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, url  # listening; the page itself is rendered by the browser's request
+                return proc, port
         except OSError:
             time.sleep(0.3)
+    proc.terminate()
     raise RuntimeError("viewer did not start")
+
+
+def _quantiles(values: list[float]) -> str:
+    v = sorted(values)
+    return f"median {statistics.median(v):4.0f} ms, p90 {v[int(0.9 * (len(v) - 1))]:4.0f} ms"
+
+
+def scrub(browser, url: str, steps: int, quiet_ms: float) -> tuple[float, list[float], list[float]]:
+    """Open ``url``, wait until every plot is drawn, then press ArrowLeft on the slider
+    ``steps`` times; returns (load seconds, applied ms, painted ms)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector(".noUi-handle", timeout=60_000)
+    page.wait_for_function("Bokeh.documents.length > 0 && Bokeh.documents.every(d => d.is_idle)",
+                           timeout=60_000, polling=20)
+    load = time.perf_counter() - t
+    time.sleep(1.5)
+    page.evaluate(HOOK)
+    handle = page.locator(".noUi-handle").first
+    handle.focus()
+    applied, painted = [], []
+    for _ in range(steps):
+        page.evaluate("window.__patches = []; window.__painted = []")
+        handle.press("ArrowLeft")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            time.sleep(0.05)
+            key, patches, paints, now = page.evaluate(
+                "[window.__key, window.__patches, window.__painted, performance.now()]")
+            if patches and now - max(patches) > quiet_ms and len(paints) >= len(patches):
+                applied.append(max(patches) - key)
+                painted.append(max(paints) - key)
+                break
+    page.close()
+    return load, applied, painted
+
+
+def read_time(root: str, run_id: str, n: int = 40) -> float:
+    """Median ms to read one neuron's (a, b) map of one epoch from the store (uncached)."""
+    sys.path.insert(0, str(APP.parent.parent))
+    from store.run_store import open_run
+
+    st = open_run(root, run_id, mode="r")
+    epochs, d_mlp = [int(e) for e in st.epochs], st.dims()["d_mlp"]
+    st.read("neuron_activations", epochs[0], 0)  # open the array once
+    rng, times = random.Random(0), []
+    for _ in range(n):
+        e, neuron = rng.choice(epochs), rng.randrange(d_mlp)
+        t = time.perf_counter()
+        st.read("neuron_activations", e, neuron)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
 
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", required=True)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", required=True, help="runs root")
+    ap.add_argument("--run", help="run id (default: the last run)")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--quiet-ms", type=float, default=400, help="no change for this long = settled")
+    ap.add_argument("--view", default="neuron_heatmap", help="the view measured alone")
+    ap.add_argument("--quiet-ms", type=float, default=300, help="no patch for this long = settled")
+    ap.add_argument("--app", default=str(APP), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    proc, url = serve(os.path.abspath(args.runs))
+    root = os.path.abspath(args.runs)
+    sys.path.insert(0, str(APP.parent.parent))
+    from store.run_store import list_runs
+
+    run_id = args.run or list_runs(root)[-1]
+    proc, port = serve(root, Path(args.app))
+    results = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
-            t = time.perf_counter()
-            page.goto(url)
-            page.wait_for_selector("canvas", timeout=60_000)
-            load = time.perf_counter() - t
-            time.sleep(2)
-            page.evaluate(HOOK)
-            handle = page.locator(".noUi-handle").first
-            handle.focus()
-            latencies = []
-            for _ in range(args.steps):
-                start = page.evaluate("performance.now()")
-                handle.press("ArrowLeft")
-                deadline = time.time() + 5
-                while time.time() < deadline:
-                    time.sleep(0.05)
-                    changes = [c for c in page.evaluate("window.__changes") if c > start]
-                    now = page.evaluate("performance.now()")
-                    if changes and now - max(changes) > args.quiet_ms:
-                        latencies.append(max(changes) - start)
-                        break
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            base = f"http://127.0.0.1:{port}/app?run={run_id}"
+            for name, url in (("default", base), ("single", f"{base}&view={args.view}")):
+                results[name] = scrub(browser, url, args.steps, args.quiet_ms)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(10)
-    lat = sorted(latencies)
-    print(f"page load to first canvas: {load:.2f} s")
-    print(f"{len(lat)} slider steps: median {statistics.median(lat):.0f} ms, "
-          f"p90 {lat[int(0.9 * (len(lat) - 1))]:.0f} ms (input event -> last plot update in the page)")
+    read_ms = read_time(root, run_id)
+    print(f"run {run_id} under {root}; {args.steps} slider steps (ArrowLeft) per page")
+    print(f"{'':34} {'input -> last patch applied':30} {'-> painted':26} goal (median)")
+    for name, label in (("default", "default page (all linked views)"), ("single", f"one view ({args.view})")):
+        load, applied, painted = results[name]
+        if not applied:
+            print(f"{label:34} no updates seen")
+            continue
+        print(f"{label:34} {_quantiles(applied):30} {_quantiles(painted):26} "
+              f"{GOALS[name]:.0f} ms (ratio {statistics.median(applied) / GOALS[name]:.2f})")
+    print(f"page load to interactive: {results['default'][0]:.2f} s default, {results['single'][0]:.2f} s one view "
+          f"(goal {GOALS['load']:.0f} s)")
+    print(f"read one neuron's (a, b) map: median {read_ms:.2f} ms (goal {GOALS['read']:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The viewer in a real browser: headless Debian Chromium driven by Playwright."""
+"""The viewer in a real browser: headless Debian Chromium driven by Playwright, like a user.
+Every interaction asserts that the plots' data in the page changed (the Bokeh models the
+browser draws), not just that nothing failed. One server for the module, on a root holding
+the smoke run and a second run (another seed) to switch to and compare with."""
 
 import os
 import re
@@ -14,26 +17,42 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
 ]
+VIEWS = ["loss", "accuracy", "embedding_spectrum", "spectrum_evolution", "neuron_heatmap", "neuron_grid",
+         "neuron_frequencies"]
 
-# Sum of every image and bar source in the Bokeh documents: changes when any plot's data does.
-PLOT_DATA = """() => {
-  const sums = {};
-  for (const doc of window.Bokeh.documents) {
-    for (const m of doc.all_models) {
-      if (!m.data) continue;
-      for (const key of ["image", "norm", "top"]) {
-        if (!(key in m.data)) continue;
-        let arr = m.data[key]; if (key === "image") arr = arr[0];
-        let s = 0; for (let i = 0; i < arr.length; i++) { const v = Number(arr[i]); if (v === v) s += v * ((i % 7) + 1); }
-        sums[m.id + ":" + key] = s;
+# Per named figure: a weighted sum of its data (images, bars, curves), its epoch marker and title.
+PLOTS = """() => {
+  const out = {};
+  for (const doc of window.Bokeh.documents) for (const m of doc.all_models) {
+    if (!m.name || m.renderers === undefined || m.center === undefined) continue;
+    let sum = 0;
+    for (const r of m.renderers) {
+      const src = r.data_source; if (!src) continue;
+      for (const key of ["image", "value", "y"]) {
+        if (!(key in src.data)) continue;
+        let arr = src.data[key]; if (key === "image") arr = arr[0];
+        for (let i = 0; i < arr.length; i++) { const v = Number(arr[i]); if (v === v) sum += v * ((i % 7) + 1); }
       }
     }
+    const marks = m.center.filter(c => c.dimension === "height" && c.level === "overlay").map(c => c.location);
+    out[m.name] = {sum: sum, marker: marks.length ? marks[0] : null, title: m.title ? m.title.text : ""};
   }
-  return sums;
+  return out;
+}"""
+# Page coordinates of data point (x, y) in the named figure.
+POINT = """([name, x, y]) => {
+  for (const doc of window.Bokeh.documents) for (const m of doc.all_models) {
+    if (m.name !== name || m.renderers === undefined) continue;
+    const view = Bokeh.index.find_one(m);
+    const box = view.canvas_view.el.getBoundingClientRect();
+    return [box.left + view.frame.x_scale.compute(x), box.top + view.frame.y_scale.compute(y)];
+  }
 }"""
 
 
@@ -44,87 +63,228 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(smoke_run):
+def runs(smoke_run, tmp_path_factory):
+    """A root with a copy of the smoke run and a second smoke run (model seed 7)."""
+    from store import layout
+    from tasks.config import preset
+    from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run, train_run
+
     root, cfg = smoke_run
+    here = str(tmp_path_factory.mktemp("browser-runs"))
+    shutil.copytree(layout.run_dir(root, cfg.run_id), layout.run_dir(here, cfg.run_id))
+    other = prepare_run(here, preset("smoke", seed=7))
+    epochs = []
+    train_run(here, other, device="cpu", on_checkpoint=epochs.append)
+    choose_key_frequencies(here, other.run_id)
+    for epoch in epochs:
+        analyze_epoch(here, other.run_id, epoch)
+    return here, cfg, other
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    root = runs[0]
     port = _free_port()
-    env = {**os.environ, "TDW_RUNS": root}
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(APP), "--address", "127.0.0.1", "--port", str(port),
          f"--allow-websocket-origin=127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+        env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/app"
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(url, timeout=5)
             break
         except OSError:
             time.sleep(0.3)
-    yield url, cfg
+    yield url
     proc.terminate()
     proc.wait(10)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1200})
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server[0])
-        pg.wait_for_function(f"Object.keys(({PLOT_DATA})()).length >= 4", timeout=60_000)
-        yield pg, errors
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
 
 
-def _wait_change(pg, before: dict, timeout: float = 20.0) -> dict:
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector(".noUi-handle", timeout=60_000)
+    page.wait_for_function(f"(() => {{ const p = ({PLOTS})(); return {VIEWS!r}.every(n => n in p); }})()",
+                           timeout=60_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg = _open(browser, server)
+    yield pg
+    pg.close()
+
+
+def _until(pg, check, timeout: float = 15.0):
+    """Poll the plots until ``check(plots)`` holds; returns them."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        now = pg.evaluate(PLOT_DATA)
-        changed = {k for k in now if k in before and now[k] != before[k]}
-        if changed:
-            time.sleep(0.5)  # let the remaining views land
-            return pg.evaluate(PLOT_DATA)
+        plots = pg.evaluate(PLOTS)
+        if check(plots):
+            return plots
         time.sleep(0.1)
-    raise AssertionError("no plot data changed")
+    raise AssertionError(f"the page never reached the expected state: {plots}")
 
 
-def test_page_loads_with_every_view(page):
-    pg, errors = page
-    sums = pg.evaluate(PLOT_DATA)
-    assert len([k for k in sums if k.endswith(":image")]) >= 3  # heatmap, grid, neuron × frequency
-    assert any(k.endswith(":norm") or k.endswith(":top") for k in sums)  # spectrum bars
-    assert pg.get_by_text("Epoch").first.is_visible()
-    assert not errors
+def _changed(before: dict, names) -> callable:
+    return lambda now: all(now[n]["sum"] != before[n]["sum"] for n in names)
 
 
-def test_moving_the_slider_changes_the_plots(page, server):
-    pg, errors = page
-    _, cfg = server
-    before = pg.evaluate(PLOT_DATA)
-    handle = pg.locator(".noUi-handle").first
+def test_page_loads_with_every_view(page, runs):
+    _, cfg, _ = runs
+    plots = page.evaluate(PLOTS)
+    last = cfg.checkpoint_epochs[-1]
+    for name in ("loss", "accuracy", "spectrum_evolution"):
+        assert plots[name]["marker"] == last  # the current epoch marked
+    for name in ("embedding_spectrum", "neuron_heatmap", "neuron_grid", "neuron_frequencies"):
+        assert plots[name]["sum"] > 0, name
+    assert "Epoch: " in page.get_by_text(re.compile("Epoch:")).first.inner_text()
+    assert not page.errors
+
+
+def test_slider_moves_every_linked_view(page, runs):
+    _, cfg, _ = runs
+    before = page.evaluate(PLOTS)
+    handle = page.locator(".noUi-handle").first
     handle.focus()
     handle.press("ArrowLeft")
-    after = _wait_change(pg, before)
-    changed = [k for k in after if k in before and after[k] != before[k]]
-    assert len(changed) >= 3, changed  # spectrum, heatmap, grid, neuron × frequency move together
-    label = pg.get_by_text(re.compile(r"Epoch:")).first.inner_text()
-    assert label.replace(" ", "").endswith(f":{cfg.checkpoint_epochs[-2]}"), label
-    assert not errors
+    previous = cfg.checkpoint_epochs[-2]
+    now = _until(page, lambda p: _changed(before, ["embedding_spectrum", "neuron_heatmap", "neuron_grid",
+                                                    "neuron_frequencies"])(p) and p["loss"]["marker"] == previous)
+    assert now["accuracy"]["marker"] == now["spectrum_evolution"]["marker"] == previous
+    assert now["loss"]["sum"] == before["loss"]["sum"]  # the long curves are not resent
+    label = page.get_by_text(re.compile(r"Epoch:")).first.inner_text()
+    assert label.replace(" ", "").endswith(f":{previous}"), label
+    assert not page.errors
 
 
-def test_picking_a_neuron_changes_the_heatmap(page):
-    pg, errors = page
-    before = pg.evaluate(PLOT_DATA)
-    box = pg.locator("input[type=number], input.bk-input").last
+def test_keyboard_steps_and_the_player_plays(page, runs):
+    _, cfg, _ = runs
+    epochs = list(cfg.checkpoint_epochs)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus the page, not a field
+    page.keyboard.press("Home")
+    _until(page, lambda p: p["loss"]["marker"] == epochs[0])
+    page.keyboard.press("ArrowRight")
+    _until(page, lambda p: p["loss"]["marker"] == epochs[1])
+    before = page.evaluate(PLOTS)
+    page.locator("button.play").first.click()
+    seen = set()
+    deadline = time.time() + 20
+    while time.time() < deadline and epochs[-1] not in seen:
+        seen.add(page.evaluate(PLOTS)["loss"]["marker"])
+        time.sleep(0.05)
+    assert {epochs[-1]} < seen <= set(epochs[1:])  # played through to the end
+    assert _changed(before, ["neuron_heatmap", "neuron_grid"])(page.evaluate(PLOTS))
+    assert not page.errors
+
+
+def test_picking_a_neuron_changes_the_heatmap_and_the_address(page):
+    before = page.evaluate(PLOTS)
+    box = page.get_by_label("Neuron", exact=True)
     box.fill("7")
     box.press("Enter")
-    after = _wait_change(pg, before)
-    assert sum(after[k] != before.get(k) for k in after) >= 1
-    assert not errors
+    now = _until(page, lambda p: "neuron 7" in p["neuron_heatmap"]["title"])
+    assert now["neuron_heatmap"]["sum"] != before["neuron_heatmap"]["sum"]
+    page.get_by_role("button", name="▶").click()
+    after = _until(page, lambda p: "neuron 7" not in p["neuron_heatmap"]["title"])
+    assert after["neuron_heatmap"]["sum"] != now["neuron_heatmap"]["sum"]
+    neuron = re.search(r"neuron (\d+)", after["neuron_heatmap"]["title"]).group(1)
+    page.wait_for_function(f"window.location.search.includes('neuron={neuron}')", timeout=10_000)
+    assert not page.errors
+
+
+def test_clicking_the_loss_curve_jumps_to_the_nearest_checkpoint(page, runs):
+    _, cfg, _ = runs
+    epochs = list(cfg.checkpoint_epochs)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("End")
+    before = _until(page, lambda p: p["loss"]["marker"] == epochs[-1])
+    x, y = page.evaluate(POINT, ["loss", epochs[1] + 4, 1.0])
+    page.mouse.click(x, y)
+    now = _until(page, lambda p: p["loss"]["marker"] == epochs[1])
+    assert _changed(before, ["neuron_heatmap", "embedding_spectrum"])(now)
+    page.wait_for_function(f"window.location.search.includes('epoch={epochs[1]}')", timeout=10_000)
+    assert not page.errors
+
+
+def test_switching_runs_and_opening_a_shared_address(browser, server, page, runs):
+    _, cfg, other = runs
+    before = page.evaluate(PLOTS)
+    page.locator("select").first.select_option(other.run_id)
+    now = _until(page, lambda p: _changed(before, ["neuron_grid", "embedding_spectrum", "neuron_frequencies"])(p))
+    assert now["loss"]["sum"] != before["loss"]["sum"]  # the other run's curves
+    epoch = other.checkpoint_epochs[2]
+    shared = _open(browser, f"{server}?run={other.run_id}&epoch={epoch}&neuron=5")
+    plots = shared.evaluate(PLOTS)
+    assert plots["loss"]["marker"] == epoch and "neuron 5" in plots["neuron_heatmap"]["title"]
+    assert shared.locator("select").first.input_value() == other.run_id
+    shared.close()
+    assert not page.errors
+
+
+def test_export_downloads_a_standalone_html(page):
+    page.locator("select").filter(has_text="neuron_heatmap").select_option("neuron_heatmap")
+    time.sleep(0.5)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="HTML").click()
+    path = info.value.path()
+    html = Path(path).read_text()
+    assert info.value.suggested_filename.endswith(".html") and "neuron_heatmap" in info.value.suggested_filename
+    assert "MLP neuron activation" in html and len(html) > 100_000
+
+
+def test_compare_overlays_the_runs(page, runs):
+    _, cfg, other = runs
+    page.get_by_text("Compare runs", exact=True).click()
+    lines = """() => { const ys = [];
+      for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.name === "compare") for (const r of m.renderers)
+          ys.push(Array.from(r.data_source.data.y).slice(0, 40).join(","));
+      return ys; }"""
+    deadline = time.time() + 30
+    while time.time() < deadline and len(set(page.evaluate(lines))) < 2:
+        time.sleep(0.2)
+    assert len(set(page.evaluate(lines))) >= 2  # one curve per run, each its own data
+    assert len(page.evaluate(lines)) == 2
+    page.get_by_text("Run", exact=True).first.click()
+
+
+def test_train_page_validates_and_starts_a_run(page, runs):
+    root, cfg, other = runs
+    page.get_by_text("Train", exact=True).click()
+    p_box = page.get_by_label("modulus p (odd prime)")
+    p_box.fill("33")
+    p_box.press("Enter")
+    page.get_by_text(re.compile("odd prime >= 3")).first.wait_for(timeout=10_000)
+    p_box.fill("31")
+    p_box.press("Enter")
+    seed = page.get_by_label("model seed", exact=True)
+    seed.fill("11")
+    seed.press("Enter")
+    time.sleep(0.5)
+    assert page.get_by_text(re.compile("odd prime >= 3")).count() == 0
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"p31-s11-d598-\w+")).first.wait_for(timeout=15_000)
+    page.get_by_text(re.compile(r"finished · epoch 149/149")).first.wait_for(timeout=150_000)
+    page.get_by_text(re.compile(r"analysed 5 checkpoint")).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Open").first.click()
+    page.wait_for_function("window.location.search.includes('run=p31-s11-')", timeout=15_000)
+    plots = _until(page, lambda p: all(n in p for n in VIEWS), timeout=30)
+    assert plots["neuron_heatmap"]["sum"] > 0
+    assert not page.errors

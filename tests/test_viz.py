@@ -1,60 +1,165 @@
-"""The viewer without a browser: build the app on a smoke run, drive the widgets, check the
-data each view would draw."""
+"""The viewer without a browser: build the app on a smoke run, drive its widgets, and check the
+data each Bokeh figure holds (what the browser is sent)."""
 
 import numpy as np
+import pytest
 
-from viz import data
+from viz import data, neurons
 from viz.app import App
+from viz.generic import COLOUR_MODES
 
 
-def _current(dmap):
-    return dmap[()]
+def _image(view) -> np.ndarray:
+    return np.asarray(view.source.data["image"][0])
 
 
-def test_slider_drives_every_per_epoch_view(smoke_run):
+def test_slider_drives_every_view_of_the_visible_tab(smoke_run):
     root, cfg = smoke_run
     app = App(root)
     view = app.view
     assert app.run_select.value == cfg.run_id
     assert view.epoch.options == list(cfg.checkpoint_epochs)
     assert view.epoch.value == cfg.checkpoint_epochs[-1]
+    v = view.views
 
     def snapshot():
-        bars = _current(view.views["embedding_spectrum"])
-        heat = _current(view.views["neuron_heatmap"])
-        grid = _current(view.views["neuron_grid"])
-        freq = _current(view.views["neuron_frequencies"])
-        return (bars.dimension_values("norm"), heat.dimension_values("activation"),
-                grid.dimension_values("activation"), freq.dimension_values("fraction"))
+        return (np.array(v["embedding_spectrum"].source.data["value"]), _image(v["neuron_heatmap"]).copy(),
+                _image(v["neuron_grid"]).copy(), _image(v["neuron_frequencies"]).copy())
 
     late = snapshot()
     view.epoch.value = cfg.checkpoint_epochs[1]
     early = snapshot()
     for a, b in zip(late, early):
         assert not np.array_equal(a, b, equal_nan=True)
-    assert _current(view.views["embedding_spectrum"]).dimension_values("component")[0] == "const"
+    for name in ("loss", "accuracy", "spectrum_evolution"):
+        assert v[name].marker.location == cfg.checkpoint_epochs[1]  # only the marker moves
+    assert v["embedding_spectrum"].source.data["x"][0] == "const"  # labels from the store
+    stored = data.epoch_slice(root, cfg.run_id, "embedding_spectrum", cfg.checkpoint_epochs[1])
+    np.testing.assert_allclose(v["embedding_spectrum"].source.data["value"], stored)
 
 
-def test_neuron_heatmap_is_oriented_and_matches_the_store(smoke_run):
+def test_neuron_heatmap_is_oriented_matches_the_store_and_follows_the_selector(smoke_run):
     root, cfg = smoke_run
     view = App(root).view
     epoch = cfg.checkpoint_epochs[-1]
     view.neuron.value = 3
-    img = _current(view.views["neuron_heatmap"])
+    heat = view.views["neuron_heatmap"]
     stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, 3).astype(np.float32)
-    # rows are a, columns b, a = 0 first (drawn at the bottom): no flipped rows
-    np.testing.assert_allclose(img.dimension_values(2, flat=False), stored)
-    assert img[2.0, 5.0] == stored[5, 2]  # sample at (b=2, a=5)
-    assert img.kdims[0].name == "b" and img.kdims[1].name == "a"
+    np.testing.assert_array_equal(_image(heat), stored)  # rows a (a = 0 drawn at the bottom), columns b
+    assert heat.xdim == "b" and heat.ydim == "a" and "neuron 3" in heat.figure.title.text
+    order = list(view.views["neuron_frequencies"].order)
+    view.walk_neuron(+1)
+    assert view.neuron.value == order[order.index(3) + 1]  # next in the neuron × frequency order
+    assert view.views["neuron_frequencies"].selected.location == order.index(3) + 1
+    view.key("prev_neuron")
+    assert view.neuron.value == 3
 
 
-def test_loss_marker_follows_the_slider(smoke_run):
+def test_colour_modes_make_epochs_comparable(smoke_run):
     root, cfg = smoke_run
     view = App(root).view
-    view.epoch.value = cfg.checkpoint_epochs[2]
-    overlay = _current(view.views["loss"])
-    vlines = [el for el in overlay if type(el).__name__ == "VLine"]
-    assert vlines and vlines[0].data == cfg.checkpoint_epochs[2]
+    heat = view.views["neuron_heatmap"]
+    n = view.neuron.value
+    per_epoch = (heat.mapper.low, heat.mapper.high)
+    view.colour.value = COLOUR_MODES[1]  # fixed over training
+    maps = [data.epoch_slice(root, cfg.run_id, "neuron_activations", e, n).astype(np.float32)
+            for e in cfg.checkpoint_epochs]
+    assert (heat.mapper.low, heat.mapper.high) == pytest.approx((min(m.min() for m in maps), max(m.max() for m in maps)))
+    fixed = (heat.mapper.low, heat.mapper.high)
+    view.epoch.value = cfg.checkpoint_epochs[0]
+    assert (heat.mapper.low, heat.mapper.high) == fixed  # the same range at every epoch
+    view.colour.value = COLOUR_MODES[2]  # symmetric about 0, diverging palette
+    assert -heat.mapper.low == heat.mapper.high == pytest.approx(max(abs(fixed[0]), abs(fixed[1])))
+    assert heat.mapper.palette[0] != heat.palette[0]
+    grid = view.views["neuron_grid"]
+    assert grid.mapper.low == -grid.mapper.high
+    view.colour.value = COLOUR_MODES[0]
+    view.epoch.value = cfg.checkpoint_epochs[-1]
+    assert (heat.mapper.low, heat.mapper.high) == pytest.approx(per_epoch)
+
+
+def test_neuron_grid_is_one_mosaic_of_the_chosen_neurons(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    grid, last = view.views["neuron_grid"], cfg.checkpoint_epochs[-1]
+    acts = data.epoch_slice(root, cfg.run_id, "neuron_activations", last).astype(np.float32)
+    var = acts.reshape(len(acts), -1).var(axis=1)
+    assert set(grid.neurons) == set(np.argsort(-var)[:16]) and len(grid.neurons) == 16
+    image, p = _image(grid), cfg.p
+    # the first tile (top left) is the first neuron's map, a = 0 at the tile's bottom
+    np.testing.assert_array_equal(image[-p:, :p], acts[grid.neurons[0]])
+    assert grid.neuron_at(1, image.shape[0] - 1) == grid.neurons[0]
+    assert grid.neuron_at(p + 0.5 * grid.gap, 1) is None  # a gap
+    assert np.nanmin(image) == grid.mapper.low and np.nanmax(image) == grid.mapper.high  # one shared range
+    view.grid_size.value = 4
+    assert len(grid.neurons) == 4 and _image(grid).shape == (2 * p + grid.gap, 2 * p + grid.gap)
+    clusters = neurons.clusters(root, cfg.run_id, last, view.threshold.value)
+    k = next(iter(clusters))
+    view.grid_choice.value = k
+    assert grid.neurons == tuple(clusters[k][:4]) and f"k={k}" in grid.figure.title.text
+    grid.on_pick(grid.neurons[1])
+    assert view.neuron.value == grid.neurons[1]
+
+
+def test_neuron_frequency_view_sorts_clusters_into_blocks(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    nf, last = view.views["neuron_frequencies"], cfg.checkpoint_epochs[-1]
+    frac = data.epoch_slice(root, cfg.run_id, "neuron_freq_fraction", last)
+    shown = _image(nf)
+    np.testing.assert_array_equal(shown, frac[nf.order])
+    live = shown.max(axis=1) > 0
+    assert (np.diff(shown.argmax(axis=1)[live]) >= 0).all() and not live[live.argmin():].any()  # blocks; silent last
+    ids = np.asarray(nf.source.data["neuron"][0])
+    assert (ids[:, 0] == nf.order).all()  # the hover names each row's neuron
+    view.order_by.value = neurons.ORDERS[2]
+    np.testing.assert_array_equal(_image(nf), frac)
+    nf.on_pick(int(nf.order[7]))
+    assert view.neuron.value == 7
+
+
+def test_clicks_and_keys_move_the_epoch(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    epochs = list(cfg.checkpoint_epochs)
+    view.views["loss"].on_tap(epochs[1] + 3.2)  # a click on the loss curve: nearest checkpoint
+    assert view.epoch.value == epochs[1]
+    assert view.player.value == epochs[1]
+    for action, expected in (("next", epochs[2]), ("prev", epochs[1]), ("last", epochs[-1]), ("first", epochs[0]),
+                             ("prev", epochs[0])):
+        view.key(action)
+        assert view.epoch.value == expected, action
+    view.key("play")
+    assert view.player.direction == 1
+    view.key("play")
+    assert view.player.direction == 0
+    view.player.value = epochs[3]  # the player drives the slider
+    assert view.epoch.value == epochs[3]
+
+
+def test_state_from_the_address_and_one_view_alone(smoke_run):
+    root, cfg = smoke_run
+    epoch = cfg.checkpoint_epochs[2]
+    app = App(root, run=cfg.run_id, epoch=epoch, neuron=11)
+    assert app.view.epoch.value == epoch and app.view.neuron.value == 11
+    single = App(root, run=cfg.run_id, epoch=epoch, view="neuron_heatmap")
+    assert single.view.panel.object is single.view.views["neuron_heatmap"].figure
+    stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, single.view.neuron.value)
+    np.testing.assert_array_equal(_image(single.view.views["neuron_heatmap"]), stored.astype(np.float32))
+    odd = App(root, run=cfg.run_id, view="no_such_view")
+    assert "No view named" in odd.view.panel.object
+
+
+def test_export_writes_a_standalone_html_of_the_view(smoke_run):
+    root, cfg = smoke_run
+    app = App(root)
+    app.view.epoch.value = cfg.checkpoint_epochs[1]
+    for name in ("neuron_heatmap", "loss"):
+        app.export_name.value = name
+        html = app._export().read()
+        assert app.export.filename == f"{cfg.run_id}-{name}-epoch{cfg.checkpoint_epochs[1]}.html"
+        assert "<html" in html and "Bokeh" in html and len(html) > 100_000  # resources inline
+        assert f"epoch {cfg.checkpoint_epochs[1]}" in html
 
 
 def test_empty_root_and_unanalysed_run_show_messages(tmp_path, smoke_run):
@@ -82,60 +187,44 @@ def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
     app = App(root)
     view = app.view
     view.epoch.value = epochs[0]
+    checkpoints = view.views["loss"].figure.renderers[-1].data_source  # the analysed checkpoints marked
+    assert len(checkpoints.data["x"]) == 2
     analyze_epoch(root, cfg.run_id, epochs[2])
     app.refresh()
     assert view.epoch.options == epochs[:3] and view.epoch.value == epochs[0]
+    assert view.player.options == epochs[:3]
+    assert len(checkpoints.data["x"]) == 3  # redrawn in place
 
 
-def test_progress_views_and_threshold(smoke_run):
+def test_every_analysis_in_the_table_has_a_view(smoke_run):
+    """The viewer follows the analysis table: each variable an analysis writes is listed on the
+    'Every analysis' tab and drawn by the shape of its dimensions, following the slider."""
+    from tasks.analyses import variables
+
     root, cfg = smoke_run
     view = App(root).view
-    losses = _current(view.views["progress_losses"])
-    labels = {el.label for el in losses if type(el).__name__ == "Curve"}
-    assert {"restricted (test)", "excluded (train)", "train", "test"} <= labels
-    restricted = [el for el in losses if getattr(el, "label", "") == "restricted (train)"][0]
-    assert len(restricted) == len(cfg.checkpoint_epochs)
-    share_at = {}
-    for t in (0.5, 0.95):
-        view.threshold.value = t
-        curve = [el for el in _current(view.views["specialised_share"]) if type(el).__name__ == "Curve"][0]
-        share_at[t] = curve.dimension_values(1)
-    assert (share_at[0.5] >= share_at[0.95]).all() and (share_at[0.5] > share_at[0.95]).any()
-    from viz import progress
-
-    keys = data.key_frequencies(root, cfg.run_id)[0]
-    text = progress.key_frequency_text(root, cfg.run_id, 0.85, cfg.checkpoint_epochs[-1])
-    assert keys and f"**Key frequencies**: {', '.join(map(str, keys))}" in text and "rule:" in text
-
-
-def test_weights_and_attention_views_follow_the_slider(smoke_run):
-    root, cfg = smoke_run
-    view = App(root).view
-    first, last = cfg.checkpoint_epochs[0], cfg.checkpoint_epochs[-1]
-    frames = {}
-    for epoch in (first, last):
-        view.epoch.value = epoch
-        frames[epoch] = {name: _current(view.views[name]) for name in ("attention", "class_accuracy", "wl_spectrum")}
-    bars = frames[last]["attention"]
-    assert set(bars.dimension_values("to")) == {"a", "b", "="}
-    heads = bars.dimension_values("head")
-    assert all(h.startswith("head ") and "(k=" in h for h in heads)
-    totals = {}
-    for h, v in zip(heads, bars.dimension_values("attention")):
-        totals[h] = totals.get(h, 0) + v
-    np.testing.assert_allclose(list(totals.values()), 1.0, atol=1e-4)  # attention sums to one
-    test_late = [el for el in frames[last]["class_accuracy"] if el.label == "test"][0].dimension_values(1)
-    test_early = [el for el in frames[first]["class_accuracy"] if el.label == "test"][0].dimension_values(1)
-    assert test_late.mean() > test_early.mean()  # the smoke run learns something on test
-    wl = frames[last]["wl_spectrum"].dimension_values(2, flat=False)
-    assert wl.shape == (cfg.model.d_mlp, (cfg.p - 1) // 2) and np.isclose(wl.max(axis=1), 1).all()
-    ratios = [el for el in _current(view.views["participation"]) if type(el).__name__ == "Curve"]
-    assert {el.label for el in ratios} == {"W_E", "W_in", "W_out"}
+    view.tabs.active = 3
+    explore = view.explore
+    declared = {v.name for v in variables() if not v.name.endswith("_done") and v.dims[:1] == ("epoch",)}
+    assert declared == set(explore.select.options.values())
+    for name in sorted(declared):
+        explore.select.value = name
+        shown = explore.view
+        assert shown is not None and shown.figure is not None, name
+        if hasattr(shown, "source"):
+            before = np.array(shown.source.data.get("image", shown.source.data.get("value"))[0], dtype=float).copy()
+            view.epoch.value = cfg.checkpoint_epochs[1] if view.epoch.value != cfg.checkpoint_epochs[1] else cfg.checkpoint_epochs[-1]
+            after = np.array(shown.source.data.get("image", shown.source.data.get("value"))[0], dtype=float)
+            assert before.shape == after.shape, name
+        else:
+            assert shown.marker.location == view.epoch.value, name
 
 
 def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run):
     """Views of analyses a store lacks show a message in place; nothing raises."""
     import shutil
+
+    import holoviews as hv
 
     from store import layout
     from store.run_store import open_run
@@ -153,8 +242,59 @@ def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run)
         del st.group[coord]
     data.forget()
     view = App(old_root).view
-    import holoviews as hv
+    for tab in range(4):
+        view.tabs.active = tab  # every tab draws
+    for name, v in view.views.items():
+        assert v.figure is not None, name
+    from viz import structure
 
-    for name, dmap in view.views.items():
-        assert hv.render(_current(dmap)) is not None, name  # evaluates and draws without raising
-    assert "not analysed" in _current(view.views["attention"]).opts.get().kwargs["title"]
+    element = structure.attention(old_root, cfg.run_id, cfg.checkpoint_epochs[-1])
+    assert hv.render(element) is not None and "not analysed" in element.opts.get().kwargs["title"]
+    assert "attention_mean" not in view.explore.select.options.values()
+
+
+def test_compare_overlays_one_curve_per_run(smoke_run, tmp_path):
+    from viz import compare
+
+    root, cfg = smoke_run
+    page = compare.Compare(root, cfg.run_id)
+    assert page.runs.value == [cfg.run_id]
+    assert {"test loss", "logit_periodicity", "restricted_loss [test]"} <= set(page.measure.options)
+    page.measure.value = "restricted_loss [test]"
+    (curve,) = list(page.element)
+    assert page.plot.object.name == "compare" and len(page.plot.object.renderers) == 1
+    x, y = compare.values(root, cfg.run_id, "restricted_loss", 1)
+    np.testing.assert_array_equal(curve.dimension_values(1), np.maximum(y, 1e-12))
+    assert curve.label == cfg.run_id and list(x) == list(cfg.checkpoint_epochs)
+
+
+def test_train_form_reports_bad_input_next_to_each_field():
+    from viz import train
+
+    cfg, changed, errors = train.parse("smoke", {"p": "33", "lr": "fast", "frac_train": "1.5", "seed": "7"})
+    assert cfg is None
+    assert "odd prime" in errors["p"] and "number" in errors["lr"] and "frac_train" in errors["frac_train"]
+    assert "seed" not in errors
+    cfg, changed, errors = train.parse("smoke", {"p": "31", "seed": "7", "num_epochs": "60"})
+    assert not errors and changed == {"seed": 7, "num_epochs": 60} and cfg.seed == 7
+    cmd = train.command("/runs", "smoke", changed)
+    assert cmd[1:] == ["-m", "flows.cli", "run", "--preset", "smoke", "--seed", "7", "--epochs", "60",
+                       "--runs", "/runs", "--threads", "1"]
+    from flows.cli import parser  # the flags are the CLI's
+
+    args = parser().parse_args(cmd[3:])
+    assert args.seed == 7 and args.num_epochs == 60 and args.runs == "/runs"
+
+
+def test_curves_draw_the_elements_data(smoke_run):
+    from viz import curves, plots
+
+    root, cfg = smoke_run
+    element = plots.loss_curves(root, cfg.run_id)
+    fig = curves.render(element)
+    drawn = [r.data_source.data for r in fig.renderers]
+    for el, d in zip(element, drawn):
+        np.testing.assert_array_equal(d["x"], el.dimension_values(0))
+        np.testing.assert_array_equal(d["y"], el.dimension_values(1))
+    assert fig.y_scale.__class__.__name__ == "LogScale" and fig.output_backend == "canvas"
+    assert [item.label["value"] for item in fig.legend[0].items] == ["train", "test", "checkpoints"]

@@ -5,6 +5,7 @@ cached; the training series are re-read (a live run grows them)."""
 from __future__ import annotations
 
 import functools
+import time
 
 import numpy as np
 
@@ -31,6 +32,26 @@ def store(root: str, run_id: str) -> RunStore:
     return _store(root, run_id)
 
 
+def _fresh_for(seconds: float):
+    """Cache a read of a growing run for ``seconds`` (one page build reads it several times);
+    ``fresh=True`` reads anew (the periodic refresh of a live run)."""
+    def wrap(fn):
+        cache: dict = {}
+
+        @functools.wraps(fn)
+        def read(*args, fresh: bool = False):
+            hit = cache.get(args)
+            if not fresh and hit is not None and time.monotonic() - hit[0] < seconds:
+                return hit[1]
+            value = fn(*args)
+            cache[args] = (time.monotonic(), value)
+            return value
+        read.cache_clear = cache.clear
+        return read
+    return wrap
+
+
+@_fresh_for(1.0)
 def analysed_epochs(root: str, run_id: str) -> list[int]:
     """Checkpoint epochs whose every analysis has its done record."""
     st = store(root, run_id)
@@ -40,6 +61,7 @@ def analysed_epochs(root: str, run_id: str) -> list[int]:
     return [int(e) for e in st.epochs[mask]]
 
 
+@_fresh_for(1.0)
 def series(root: str, run_id: str) -> dict[str, np.ndarray]:
     return store(root, run_id).series()
 
@@ -50,6 +72,39 @@ def epoch_slice(root: str, run_id: str, name: str, epoch: int, *index) -> np.nda
     out = np.asarray(store(root, run_id).read(name, epoch, *index))
     out.setflags(write=False)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def neuron_maps(root: str, run_id: str, epoch: int, neurons: tuple[int, ...]) -> np.ndarray:
+    """Several neurons' (a, b) activation maps at one epoch, ``(len(neurons), p, p)`` float32,
+    in one read (only the chunks holding them are decompressed); read-only."""
+    out = np.asarray(store(root, run_id).read("neuron_activations", epoch, list(neurons)), dtype=np.float32)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def value_range(root: str, run_id: str, name: str, epochs: tuple[int, ...], *index) -> tuple[float, float]:
+    """``(min, max)`` of one slice of a variable over the given epochs (a colour range that
+    keeps epochs comparable); every epoch's slice lands in the read cache on the way."""
+    lo, hi = np.inf, -np.inf
+    for epoch in epochs:
+        values = epoch_slice(root, run_id, name, epoch, *index)
+        if values.size and not np.isnan(values).all():
+            lo, hi = min(lo, float(np.nanmin(values))), max(hi, float(np.nanmax(values)))
+    return (lo, hi) if lo <= hi else (0.0, 1.0)
+
+
+def per_epoch_variables(root: str, run_id: str) -> dict[str, dict]:
+    """Every per-checkpoint variable an analysis wrote into the store, with its attributes
+    (``dims``, ``long_name``, ``description``, ``analysis``), sorted by analysis, then name."""
+    st = store(root, run_id)
+    found = []
+    for name in st.variables():
+        attrs = describe(root, run_id, name)
+        if attrs.get("analysis") and attrs["dims"][:1] == ("epoch",) and not name.endswith("_done"):
+            found.append((attrs["analysis"], name, attrs))
+    return {name: attrs for _, name, attrs in sorted(found, key=lambda f: f[:2])}
 
 
 @functools.lru_cache(maxsize=256)
@@ -71,8 +126,8 @@ def describe(root: str, run_id: str, name: str) -> dict:
 def forget() -> None:
     """Drop cached handles (a run was re-created or deleted)."""
     _store.cache_clear()
-    epoch_slice.cache_clear()
-    coord.cache_clear()
+    for cached in (epoch_slice, neuron_maps, value_range, coord, analysed_epochs, series):
+        cached.cache_clear()
 
 
 
@@ -106,5 +161,5 @@ def has(root: str, run_id: str, *names: str) -> bool:
 
 
 __all__ = ["StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
-           "epoch_slice", "forget", "has", "key_frequencies", "measure", "runs", "runs_root",
-           "series", "store"]
+           "epoch_slice", "forget", "has", "key_frequencies", "measure", "neuron_maps",
+           "per_epoch_variables", "runs", "runs_root", "series", "store", "value_range"]

@@ -1,12 +1,8 @@
-"""One pure plot function per view: (run, epoch, choices) -> HoloViews element. They read
-through ``viz.data`` and compute nothing but layout (sorting, tiling).
-
-Views over training take ``trained_through`` only so that a live run re-draws them when its
-stored series grow: the value itself is not used."""
+"""Plot functions of (run, choices) -> HoloViews element, for the views over training (rendered
+once, see ``viz.linked.CurveView``) and the validation report. They read through ``viz.data``
+and compute nothing but layout."""
 
 from __future__ import annotations
-
-import math
 
 import holoviews as hv
 import numpy as np
@@ -22,7 +18,7 @@ def _measured(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def loss_curves(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def loss_curves(root: str, run_id: str) -> hv.Overlay:
     """Train and test loss over every epoch, log scale, with the checkpoints marked."""
     s = data.series(root, run_id)
     x = np.arange(len(s["train_loss"]))
@@ -41,7 +37,7 @@ def loss_curves(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay
     )
 
 
-def accuracy_curves(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def accuracy_curves(root: str, run_id: str) -> hv.Overlay:
     s = data.series(root, run_id)
     x = np.arange(len(s["train_acc"]))
     curves = [hv.Curve(_measured(x, s[f"{split}_acc"]), "epoch", "accuracy", label=split)
@@ -50,10 +46,6 @@ def accuracy_curves(root: str, run_id: str, trained_through: int = -1) -> hv.Ove
         hv.opts.Curve(width=WIDTH, height=200, tools=["hover"], ylim=(0, 1.02)),
         hv.opts.Overlay(title="Accuracy", legend_position="bottom_right"),
     )
-
-
-def epoch_marker(epoch: int) -> hv.VLine:
-    return hv.VLine(epoch).opts(color="#555555", line_dash="dashed", line_width=1.5)
 
 
 def embedding_spectrum(root: str, run_id: str, epoch: int) -> hv.Bars:
@@ -67,41 +59,17 @@ def embedding_spectrum(root: str, run_id: str, epoch: int) -> hv.Bars:
     )
 
 
-def neuron_heatmap(root: str, run_id: str, epoch: int, neuron: int) -> hv.Image:
-    """One neuron's post-ReLU activation over (a, b); a on the vertical axis, a = 0 at the bottom."""
-    a = data.coord(root, run_id, "a")
-    b = data.coord(root, run_id, "b")
-    acts = data.epoch_slice(root, run_id, "neuron_activations", epoch, neuron).astype(np.float32)
-    return hv.Image((b, a, acts), ["b", "a"], "activation").opts(
-        width=330, height=300, cmap="viridis", colorbar=True, tools=["hover"],
-        title=f"Neuron {neuron} · epoch {epoch}", framewise=True,
-    )
-
-
-def grid_neurons(root: str, run_id: str, epochs: list[int], k: int = 16) -> np.ndarray:
-    """The ``k`` neurons with the largest activation variance at the last analysed epoch (a
-    fixed set, so scrubbing shows how the same neurons form)."""
-    acts = data.epoch_slice(root, run_id, "neuron_activations", epochs[-1]).astype(np.float32)
-    var = acts.reshape(len(acts), -1).var(axis=1)
-    return np.sort(np.argsort(var)[::-1][:k])
-
-
-def neuron_grid(root: str, run_id: str, epoch: int, neurons: tuple[int, ...]) -> hv.Image:
-    """Several neurons' (a, b) maps tiled into one image (one shared colour range)."""
-    acts = data.epoch_slice(root, run_id, "neuron_activations", epoch).astype(np.float32)
-    p, cols = acts.shape[1], math.ceil(math.sqrt(len(neurons)))
-    rows = math.ceil(len(neurons) / cols)
-    gap = max(1, p // 12)
-    mosaic = np.full((rows * (p + gap) - gap, cols * (p + gap) - gap), np.nan, dtype=np.float32)
-    for i, n in enumerate(neurons):
-        r, c = divmod(i, cols)
-        top = (rows - 1 - r) * (p + gap)  # first neuron at the top left; a = 0 at each tile's bottom
-        mosaic[top:top + p, c * (p + gap):c * (p + gap) + p] = acts[n]
-    h, w = mosaic.shape
-    return hv.Image(mosaic, bounds=(0, 0, w, h), vdims="activation").opts(
-        width=420, height=int(420 * h / w) + 30, cmap="viridis", colorbar=True, xaxis=None,
-        yaxis=None, title=f"Top-{len(neurons)} neurons by variance · epoch {epoch}",
-        clipping_colors={"NaN": "white"}, framewise=True,
+def spectrum_evolution(root: str, run_id: str, top: int = 6) -> hv.Overlay:
+    """The embedding's Fourier norm per frequency k over training, for the ``top`` frequencies
+    strongest at the last analysed checkpoint: the key frequencies are the curves that rise."""
+    epochs, norms = data.measure(root, run_id, "embedding_freq_norm")  # (epoch, freq)
+    freqs = data.coord(root, run_id, "freq")
+    strongest = np.argsort(-norms[-1])[:top] if len(epochs) else []
+    curves = [hv.Curve((epochs, norms[:, i]), "epoch", "norm", label=f"k={freqs[i]}") for i in strongest]
+    return hv.Overlay(curves or [hv.Curve([], "epoch", "norm")]).opts(
+        hv.opts.Curve(width=WIDTH, height=230, tools=["hover", "tap"], line_width=1.8),
+        hv.opts.Overlay(title=f"Embedding Fourier norm of the top {top} frequencies over training",
+                        legend_position="right"),
     )
 
 

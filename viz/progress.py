@@ -31,7 +31,7 @@ def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], y
     )
 
 
-def losses(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def losses(root: str, run_id: str) -> hv.Overlay:
     """Restricted loss (keys only) falls before the test loss; excluded loss (keys removed)
     rises while the train loss stays tiny. Train/test loss shown at the checkpoints."""
     s = data.series(root, run_id)
@@ -50,23 +50,23 @@ def losses(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
     )
 
 
-def gini(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def gini(root: str, run_id: str) -> hv.Overlay:
     return _curves(root, run_id, [("gini_embedding", "W_E", None), ("gini_wl", "W_L = W_out W_U", None)],
                    "Gini", "Fourier sparsity (Gini)", legend="bottom_right")
 
 
-def weight_norm(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def weight_norm(root: str, run_id: str) -> hv.Overlay:
     return _curves(root, run_id, [("sum_sq_weights_total", "all weights", None)], "sum of squares",
                    "Sum of squared weights")
 
 
-def periodicity(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def periodicity(root: str, run_id: str) -> hv.Overlay:
     return _curves(root, run_id, [("logit_periodicity", "key frequencies", None)],
                    "variance explained", "Logit periodicity cos(w(a+b-c))").opts(
         hv.opts.Curve(ylim=(0, 1.02)))
 
 
-def specialised_share(root: str, run_id: str, threshold: float, trained_through: int = -1) -> hv.Curve:
+def specialised_share(root: str, run_id: str, threshold: float) -> hv.Curve:
     """Share of neurons with more than ``threshold`` of their variance in one frequency."""
     epochs, frac = data.measure(root, run_id, "neuron_freq_fraction")
     share = (frac.max(axis=2) > threshold).mean(axis=1) if len(frac) else np.array([])

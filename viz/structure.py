@@ -71,13 +71,13 @@ def wl_spectrum(root: str, run_id: str, epoch: int, order: tuple[int, ...]) -> h
     )
 
 
-def participation(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def participation(root: str, run_id: str) -> hv.Overlay:
     names = data.coord(root, run_id, "matrix") if data.has(root, run_id, "matrix") else ["W_E", "W_in", "W_out"]
     return _curves(root, run_id, [("participation_ratio", str(n), i) for i, n in enumerate(names)],
                    "participation ratio", "Effective dimensionality (participation ratio)")
 
 
-def weight_norms(root: str, run_id: str, trained_through: int = -1) -> hv.Overlay:
+def weight_norms(root: str, run_id: str) -> hv.Overlay:
     names = data.coord(root, run_id, "param") if data.has(root, run_id, "param") else ["W_E"]
     return _curves(root, run_id, [("sum_sq_weights", str(n), i) for i, n in enumerate(names)],
                    "sum of squares", "Sum of squared weights per matrix (log)", logy=True,

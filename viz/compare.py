@@ -1,0 +1,105 @@
+"""Run comparison: several runs (a sweep, say) overlaid, one curve per run, for the training
+series or any scalar measure the analyses stored (a variable of dims ``(epoch,)``, or one label
+of a small labelled dimension such as ``restricted_loss`` on the test split)."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+
+from viz import curves, data, generic
+
+SERIES = {"train loss": "train_loss", "test loss": "test_loss", "train accuracy": "train_acc",
+          "test accuracy": "test_acc"}
+MAX_DEFAULT = 8
+
+
+def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
+    """Label -> (variable, index along its second dimension or None), over the given runs."""
+    out = {label: (name, None) for label, name in SERIES.items()}
+    for run_id in runs:
+        for name, attrs in data.per_epoch_variables(root, run_id).items():
+            if generic.kind(root, run_id, name) != "curves":
+                continue
+            if len(attrs["dims"]) == 1:
+                out.setdefault(name, (name, None))
+            else:
+                for i, label in enumerate(generic.labels(root, run_id, attrs["dims"][1])):
+                    out.setdefault(f"{name} [{label}]", (name, i))
+    return out
+
+
+def values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent)."""
+    if name in SERIES.values():
+        y = data.series(root, run_id)[name]
+        x = np.arange(len(y))
+    else:
+        x, y = data.measure(root, run_id, name)
+        if index is not None and len(y):
+            y = y[:, index]
+    keep = np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def overlay(root: str, runs: list[str], label: str, name: str, index: int | None, logy: bool) -> hv.Overlay:
+    curves, missing = [], []
+    for i, run_id in enumerate(runs):
+        x, y = values(root, run_id, name, index)
+        if not len(x):
+            missing.append(run_id)
+            continue
+        y = np.maximum(y, 1e-12) if logy else y
+        curves.append(hv.Curve((x, y), "epoch", label, label=run_id).opts(color=generic.COLORS[i % len(generic.COLORS)]))
+    title = label + (f" (not stored in {len(missing)} run(s))" if missing else "")
+    return hv.Overlay(curves or [hv.Curve([], "epoch", label)]).opts(
+        hv.opts.Curve(width=900, height=420, tools=["hover"], line_width=1.6, logy=logy),
+        hv.opts.Overlay(title=title, legend_position="right", logy=logy),
+    )
+
+
+class Compare:
+    """The comparison page: a run picker (several), a measure, log scale, one overlay."""
+
+    def __init__(self, root: str, current: str | None):
+        self.root = root
+        runs = data.runs(root)
+        p = data.config(root, current)["p"] if current in runs else None
+        same = [r for r in runs if p is None or _p(root, r) == p]
+        default = ([current] if current in runs else []) + [r for r in same if r != current]
+        self.runs = pn.widgets.MultiChoice(label="Runs", options=runs, value=default[:MAX_DEFAULT], width=900)
+        self.measure = pn.widgets.Select(label="Measure", width=300)
+        self.logy = pn.widgets.Checkbox(label="log scale", value=True, margin=(30, 10))
+        self.plot = pn.pane.Bokeh()
+        self.runs.param.watch(lambda _: self._options(), "value")
+        for w in (self.measure, self.logy):
+            w.param.watch(lambda _: self.draw(), "value")
+        self._options()
+        self.panel = pn.Column(self.runs, pn.Row(self.measure, self.logy), self.plot, name="Compare runs")
+
+    def _options(self) -> None:
+        self.choices = measures(self.root, self.runs.value)
+        keep = self.measure.value
+        self.measure.options = list(self.choices)
+        self.measure.value = keep if keep in self.choices else "test loss"
+        self.draw()
+
+    def draw(self) -> None:
+        name, index = self.choices[self.measure.value]
+        self.element = overlay(self.root, self.runs.value, self.measure.value, name, index, self.logy.value)
+        fig = curves.render(self.element)
+        fig.name = "compare"
+        self.plot.object = fig
+
+    def refresh(self) -> None:
+        runs = data.runs(self.root)
+        if runs != list(self.runs.options):
+            self.runs.options = runs
+
+
+def _p(root: str, run_id: str) -> int | None:
+    try:
+        return data.config(root, run_id)["p"]
+    except (data.StoreError, KeyError, OSError):
+        return None

@@ -1,0 +1,175 @@
+"""Views derived from the store alone. Every per-checkpoint variable an analysis writes carries
+its dimension names and labels in the store (``tasks/analyses``'s table declares them), so its
+view follows from the shape of its dimensions and a new analysis is shown without touching the
+viewer:
+
+- ``(epoch,)`` or ``(epoch, X)`` with at most ``SMALL`` labels: curves over training;
+- ``(epoch, X)`` with more labels: bars over X at the current epoch (``Bars``);
+- ``(epoch, Y, X)``: an image at the current epoch, Y up the vertical axis (``Heatmap``);
+- ``(epoch, I, Y, X)``: the same for one I at a time (``Heatmap`` with an ``index``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+from bokeh.models import ColorBar, ColumnDataSource, FactorRange, HoverTool, LinearColorMapper, Range1d
+from bokeh.palettes import RdBu11, Viridis256
+from bokeh.plotting import figure
+
+from viz import data
+from viz.linked import TOOLS, EpochView
+
+SMALL = 12
+COLOUR_MODES = ("this epoch", "fixed over training", "symmetric about 0")
+DIVERGING = list(reversed(RdBu11))  # negative blue, zero white, positive red
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+          "#bcbd22", "#17becf", "#393b79", "#637939"]
+
+
+def labels(root: str, run_id: str, dim: str) -> list[str]:
+    """The labels of a dimension: its coordinate array in the store, else 0 .. n-1."""
+    if data.has(root, run_id, dim):
+        return [str(v) for v in data.coord(root, run_id, dim)]
+    return [str(i) for i in range(data.store(root, run_id).sizes()[dim])]
+
+
+def kind(root: str, run_id: str, name: str) -> str:
+    """``curves``, ``bars`` or ``heatmap``: how the variable is drawn (see the module doc)."""
+    dims = data.describe(root, run_id, name)["dims"][1:]
+    if not dims or (len(dims) == 1 and data.store(root, run_id).sizes()[dims[0]] <= SMALL):
+        return "curves"
+    return "bars" if len(dims) == 1 else "heatmap"
+
+
+def title(root: str, run_id: str, name: str) -> str:
+    return str(data.describe(root, run_id, name).get("long_name") or name)
+
+
+def over_training(root: str, run_id: str, name: str) -> hv.Overlay:
+    """One curve per label over the analysed checkpoints (log scale when the values are
+    positive and span more than two decades)."""
+    attrs = data.describe(root, run_id, name)
+    epochs, values = data.measure(root, run_id, name)
+    values = values.reshape(len(epochs), -1) if len(epochs) else np.zeros((0, 1))
+    names = labels(root, run_id, attrs["dims"][1]) if len(attrs["dims"]) > 1 else [""]
+    finite = values[np.isfinite(values)]
+    logy = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
+    curves = [hv.Curve((epochs, values[:, i]), "epoch", title(root, run_id, name), label=label)
+              .opts(color=COLORS[i % len(COLORS)]) for i, label in enumerate(names)]
+    return hv.Overlay(curves).opts(
+        hv.opts.Curve(width=480, height=260, tools=["hover", "tap"], line_width=1.8, logy=logy),
+        hv.opts.Overlay(title=f"{title(root, run_id, name)} ({name})", legend_position="right",
+                        show_legend=len(curves) > 1, logy=logy),
+    )
+
+
+def update_mapper(mapper: LinearColorMapper, low: float, high: float, palette) -> None:
+    """Set a colour mapper's range, and its palette only when it changes (checking a
+    256-colour palette costs more than the rest of a step)."""
+    mapper.update(low=low, high=high)
+    if palette is not mapper.palette and list(palette) != list(mapper.palette):
+        mapper.palette = palette
+
+
+class Bars(EpochView):
+    """``(epoch, X)``: bars over the labels of X at the current epoch."""
+
+    def __init__(self, root: str, run_id: str, name: str, width: int = 560, height: int = 260,
+                 color: str = "#4c72b0"):
+        self.root, self.run_id, self.name, self.color = root, run_id, name, color
+        dim = data.describe(root, run_id, name)["dims"][1]
+        self.labels = labels(root, run_id, dim)
+        self.source = ColumnDataSource({"x": self.labels, "value": np.zeros(len(self.labels))})
+        fig = figure(x_range=FactorRange(*self.labels), width=width, height=height, tools=TOOLS,
+                     title=f"{title(root, run_id, name)} ({name})", toolbar_location="above")
+        fig.vbar(x="x", top="value", width=0.8, source=self.source, color=color, line_color=None)
+        fig.add_tools(HoverTool(tooltips=[(dim, "@x"), ("value", "@value{0.0000}")]))
+        fig.xaxis.major_label_orientation = math.pi / 2
+        fig.xaxis.axis_label = dim
+        if len(self.labels) > 70:  # unreadable when dense: hover names each bar
+            fig.xaxis.major_label_text_font_size = "0pt"
+            fig.xaxis.axis_label = f"{dim} (hover for labels)"
+        fig.xgrid.grid_line_color = None
+        self.figure = fig
+
+    def clone(self) -> "Bars":
+        return Bars(self.root, self.run_id, self.name, self.figure.width, self.figure.height, self.color)
+
+    def load(self, epoch: int) -> np.ndarray:
+        return data.epoch_slice(self.root, self.run_id, self.name, epoch)
+
+    def draw(self, values: np.ndarray) -> None:
+        self.source.data.update(value=np.nan_to_num(np.asarray(values, dtype=np.float64)))
+
+
+class Heatmap(EpochView):
+    """``(epoch, [I,] Y, X)``: the (Y, X) image at the current epoch (of item ``index`` along I),
+    Y = 0 at the bottom, with a colour range per ``mode`` (``COLOUR_MODES``): this epoch's
+    range, the range over every analysed epoch (so epochs are comparable), or that range made
+    symmetric about zero with a diverging palette."""
+
+    def __init__(self, root: str, run_id: str, name: str, epochs: list[int], index: int | None = None,
+                 mode: str = COLOUR_MODES[0], width: int = 280, height: int = 280, palette=Viridis256):
+        """``width``, ``height``: of the image area, in pixels."""
+        self.root, self.run_id, self.name = root, run_id, name
+        self.epochs, self.index, self.mode, self.palette = list(epochs), index, mode, palette
+        dims = data.describe(root, run_id, name)["dims"][1:]
+        self.idim, (self.ydim, self.xdim) = (dims[0] if len(dims) == 3 else None), dims[-2:]
+        sizes = data.store(root, run_id).sizes()
+        ny, nx = sizes[self.ydim], sizes[self.xdim]
+        self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)]})
+        self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")
+        fig = figure(frame_width=width, frame_height=height, tools=TOOLS, toolbar_location="above",
+                     x_range=Range1d(-0.5, nx - 0.5), y_range=Range1d(-0.5, ny - 0.5), title=self._title())
+        fig.image(image="image", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source, color_mapper=self.mapper)
+        fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
+        fig.add_tools(HoverTool(tooltips=[(self.xdim, "$x{0}"), (self.ydim, "$y{0}"), ("value", "@image{0.000}")]))
+        fig.xaxis.axis_label, fig.yaxis.axis_label = self.xdim, self.ydim
+        for axis, dim, n in ((fig.xaxis, self.xdim, nx), (fig.yaxis, self.ydim, ny)):
+            names = labels(root, run_id, dim)
+            if n <= SMALL and names != [str(i) for i in range(n)]:
+                axis.ticker = list(range(n))
+                axis.major_label_overrides = dict(enumerate(names))
+        fig.grid.visible = False
+        self.figure = fig
+
+    def _title(self) -> str:
+        item = f" · {self.idim} {self.index}" if self.idim else ""
+        return f"{title(self.root, self.run_id, self.name)}{item}"
+
+    def clone(self) -> "Heatmap":
+        return Heatmap(self.root, self.run_id, self.name, self.epochs, self.index, self.mode,
+                       self.figure.frame_width, self.figure.frame_height, self.palette)
+
+    def _slice(self) -> tuple:
+        return () if self.idim is None else (int(self.index or 0),)
+
+    def load(self, epoch: int) -> np.ndarray:
+        return data.epoch_slice(self.root, self.run_id, self.name, epoch, *self._slice())
+
+    def draw(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame, dtype=np.float32)
+        self.source.data.update(image=[frame])
+        update_mapper(self.mapper, **self.colour_range(frame))
+
+    def colour_range(self, frame: np.ndarray) -> dict:
+        if self.mode == COLOUR_MODES[0]:
+            finite = frame[np.isfinite(frame)]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        else:
+            low, high = data.value_range(self.root, self.run_id, self.name, tuple(self.epochs), *self._slice())
+        if self.mode == COLOUR_MODES[2]:
+            m = max(abs(low), abs(high))
+            return {"low": -m, "high": m, "palette": DIVERGING}
+        return {"low": low, "high": high if high > low else low + 1e-6, "palette": self.palette}
+
+    def set(self, epoch: int, index: int | None = None, mode: str | None = None) -> None:
+        """Show another item or colour mode (a neuron picked, a range mode chosen)."""
+        if index is not None and index != self.index:
+            self.index = index
+            self.figure.title.text = self._title()
+        self.mode = mode or self.mode
+        self.show(epoch)

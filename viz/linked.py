@@ -1,0 +1,129 @@
+"""The machinery that makes scrubbing cheap: views are Bokeh figures built once, and a slider
+step only refills their data sources (``source.data.update`` sends the changed columns alone)
+or moves a marker. Nothing is re-rendered or re-laid out on a step.
+
+- ``EpochView``: a figure whose sources are refilled for each epoch; ``load`` reads (cached,
+  safe in a background thread), ``draw`` fills the sources.
+- ``CurveView``: an over-training figure drawn once from a HoloViews element; a step moves
+  only its epoch marker (the long curves are not resent), a click jumps to the nearest epoch.
+- ``EpochSlider``: the one epoch ``DiscreteSlider``, sending each step at once.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import holoviews as hv
+import panel as pn
+from bokeh.events import Tap
+from bokeh.models import GlyphRenderer, Span
+
+from viz import curves
+
+# level "overlay": the marker is drawn on the plot's overlay layer, so moving it repaints that
+# layer alone, not the curves beneath
+MARKER = dict(dimension="height", line_color="#555555", line_dash="dashed", line_width=1.5, level="overlay")
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"  # save: the plot as PNG
+
+_prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-prefetch")
+
+
+class EpochSlider(pn.widgets.DiscreteSlider):
+    """The epoch slider. Panel waits 50 ms after a widget change for more changes before it
+    processes them; a step of the slider, the keyboard or the player is one value, so this
+    slider's steps are processed at once (a third of the latency budget otherwise)."""
+
+    def _update_options(self, *events):
+        super()._update_options(*events)
+        self._slider._debounce = 0  # the inner IntSlider is rebuilt when the options change
+
+
+class EpochView:
+    """A figure whose data sources are refilled for each epoch. Subclasses set ``figure`` and
+    implement ``load(epoch)`` (reads only) and ``draw(loaded)`` (fill the sources)."""
+
+    name = ""
+    figure: Any = None
+
+    def load(self, epoch: int) -> Any:
+        raise NotImplementedError
+
+    def draw(self, loaded: Any) -> None:
+        raise NotImplementedError
+
+    def show(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.draw(self.load(epoch))
+
+    def clone(self) -> "EpochView":
+        """A new view with the same choices, its figure in no document (for export)."""
+        raise NotImplementedError
+
+    def standalone(self, epoch: int):
+        """A fresh figure of this view at ``epoch`` (titled with it), for a standalone file."""
+        view = self.clone()
+        view.show(epoch)
+        view.figure.title.text = f"{view.figure.title.text} · epoch {epoch}"
+        return view.figure
+
+    def prefetch(self, epochs: list[int]) -> None:
+        """Warm the read cache for these epochs in the background (the next steps of a scrub)."""
+        for epoch in epochs:
+            _prefetcher.submit(self.load, epoch)
+
+    def pane(self) -> pn.pane.Bokeh:
+        return pn.pane.Bokeh(self.figure, name=self.name)
+
+
+class CurveView:
+    """An over-training view: ``element()`` -> HoloViews element, rendered to Bokeh once, plus
+    an epoch marker. ``on_tap(x)`` is called with the data x of a click on the plot."""
+
+    def __init__(self, name: str, element: Callable[[], hv.Element], on_tap: Callable[[float], None] | None = None):
+        self.name, self.element, self.on_tap = name, element, on_tap
+        self.marker = Span(location=0, **MARKER)
+        self.figure = None  # rendered when first shown (a hidden tab costs nothing)
+        self._pane = pn.pane.Bokeh(None, name=name)
+
+    def _render(self, marker: Span):
+        fig = curves.render(self.element())
+        fig.name = self.name
+        fig.add_layout(marker)
+        if self.on_tap is not None:
+            fig.on_event(Tap, lambda event: self.on_tap(event.x))
+        return fig
+
+    def show(self, epoch: int) -> None:
+        self.marker.location = epoch
+        if self.figure is None:
+            self.figure = self._pane.object = self._render(self.marker)
+
+    def standalone(self, epoch: int):
+        """A fresh figure of this view with the marker at ``epoch``, for a standalone file."""
+        fig = curves.render(self.element())
+        fig.add_layout(Span(location=epoch, **MARKER))
+        return fig
+
+    def redraw(self) -> None:
+        """Re-read (a live run's series grew): copy the new data and ranges into the figure in
+        place; when the glyphs differ (a measure appeared), swap in the new figure."""
+        if self.figure is None:
+            return
+        marker = Span(location=self.marker.location, **MARKER)
+        fresh = self._render(marker)
+        old = [r for r in self.figure.renderers if isinstance(r, GlyphRenderer)]
+        new = [r for r in fresh.renderers if isinstance(r, GlyphRenderer)]
+        if [type(r.glyph) for r in old] != [type(r.glyph) for r in new]:
+            self.figure, self.marker = fresh, marker
+            self._pane.object = fresh
+            return
+        for o, n in zip(old, new):
+            o.data_source.data = dict(n.data_source.data)
+        for attr in ("x_range", "y_range"):
+            o, n = getattr(self.figure, attr), getattr(fresh, attr)
+            if hasattr(o, "start") and hasattr(n, "start"):
+                o.update(start=n.start, end=n.end)
+
+    def pane(self) -> pn.pane.Bokeh:
+        return self._pane

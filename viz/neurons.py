@@ -1,0 +1,215 @@
+"""The neuron views: a grid of neurons' (a, b) maps tiled into one image, and the neuron ×
+frequency variance fractions with neurons sortable by dominant frequency so that frequency
+clusters show as blocks. Choosing neurons (top-k by variance, a frequency cluster, an order)
+is plain numpy on stored values; a click on either view picks a neuron."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+from bokeh.events import Tap
+from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, Range1d, Span
+from bokeh.palettes import Blues256, Viridis256
+from bokeh.plotting import figure
+
+from viz import data
+from viz.generic import COLOUR_MODES, DIVERGING, update_mapper
+from viz.linked import TOOLS, EpochView
+
+ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
+
+
+def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
+    """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
+    acts = data.epoch_slice(root, run_id, "neuron_activations", epoch)  # (neuron, a, b) float16
+    var = acts.reshape(len(acts), -1).astype(np.float32).var(axis=1)
+    return tuple(int(n) for n in np.argsort(-var, kind="stable")[:k])
+
+
+def clusters(root: str, run_id: str, epoch: int, threshold: float) -> dict[int, list[int]]:
+    """Frequency k -> the neurons with more than ``threshold`` of their variance in k at
+    ``epoch``, strongest first."""
+    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)  # (neuron, freq)
+    freqs = data.coord(root, run_id, "freq")
+    strength, dominant = frac.max(axis=1), frac.argmax(axis=1)
+    out: dict[int, list[int]] = {}
+    for n in np.argsort(-strength, kind="stable"):
+        if strength[n] > threshold:
+            out.setdefault(int(freqs[dominant[n]]), []).append(int(n))
+    return dict(sorted(out.items()))
+
+
+def order(root: str, run_id: str, epoch: int, by: str) -> np.ndarray:
+    """Neurons in display order: by dominant frequency at ``epoch`` (strongest first within a
+    frequency; silent neurons, whose fractions are all zero, last), or by index."""
+    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)
+    if by == ORDERS[2]:
+        return np.arange(len(frac))
+    strength = frac.max(axis=1)
+    dominant = np.where(strength > 0, frac.argmax(axis=1), frac.shape[1])
+    return np.lexsort((-strength, dominant))
+
+
+def mosaic(maps: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tile ``(k, p, p)`` maps into one image, first map at the top left, a = 0 at the bottom of
+    each tile; gaps are NaN. Also returns the tile index (-1 in gaps) of every pixel."""
+    k, p = len(maps), maps.shape[1]
+    cols = max(1, math.ceil(math.sqrt(k)))
+    rows = max(1, math.ceil(k / cols))
+    shape = (rows * (p + gap) - gap, cols * (p + gap) - gap)
+    image = np.full(shape, np.nan, dtype=np.float32)
+    tile = np.full(shape, -1, dtype=np.int32)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        top, left = (rows - 1 - r) * (p + gap), c * (p + gap)
+        image[top:top + p, left:left + p] = maps[i]
+        tile[top:top + p, left:left + p] = i
+    return image, tile
+
+
+class NeuronGrid(EpochView):
+    """Several neurons' (a, b) maps as one image with one shared colour range; a click on a
+    tile calls ``on_pick(neuron)``."""
+
+    name = "neuron_grid"
+
+    def __init__(self, root: str, run_id: str, epochs: list[int], on_pick: Callable[[int], None],
+                 mode: str = COLOUR_MODES[0], size: int = 380):
+        self.root, self.run_id, self.epochs, self.mode, self.on_pick = root, run_id, list(epochs), mode, on_pick
+        self.p = data.store(root, run_id).sizes()["a"]
+        self.gap = max(1, self.p // 12)
+        self.neurons: tuple[int, ...] = ()
+        self._ids: tuple[int, ...] | None = None
+        self.source = ColumnDataSource({"image": [np.zeros((1, 1), np.float32)], "neuron": [np.zeros((1, 1), np.int32)]})
+        self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1, nan_color="white")
+        fig = figure(frame_width=size, frame_height=size, tools=TOOLS, toolbar_location="above",
+                     x_range=Range1d(0, 1), y_range=Range1d(0, 1))
+        self.glyph = fig.image(image="image", x=0, y=0, dw=1, dh=1, source=self.source, color_mapper=self.mapper)
+        fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
+        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("activation", "@image{0.000}")],
+                                renderers=[self.glyph]))
+        fig.axis.visible = False
+        fig.grid.visible = False
+        fig.on_event(Tap, self._tap)
+        self.figure = fig
+
+    def set_neurons(self, neurons: tuple[int, ...], caption: str, epoch: int | None) -> None:
+        """Show these neurons (tiles in this order) and redraw ``epoch`` (if given)."""
+        self.neurons = tuple(int(n) for n in neurons)
+        self.cols = max(1, math.ceil(math.sqrt(len(self.neurons))))
+        rows = max(1, math.ceil(len(self.neurons) / self.cols))
+        h, w = rows * (self.p + self.gap) - self.gap, self.cols * (self.p + self.gap) - self.gap
+        self.glyph.glyph.update(dw=w, dh=h)
+        self.figure.x_range.update(start=0, end=w)
+        self.figure.y_range.update(start=0, end=h)
+        self.figure.frame_height = round(self.figure.frame_width * h / w)  # square tiles
+        self.figure.title.text = caption
+        if epoch is not None:
+            self.show(epoch)
+
+    def clone(self) -> "NeuronGrid":
+        view = NeuronGrid(self.root, self.run_id, self.epochs, lambda n: None, self.mode, self.figure.frame_width)
+        view.set_neurons(self.neurons, self.figure.title.text, None)
+        return view
+
+    def load(self, epoch: int) -> np.ndarray:
+        return data.neuron_maps(self.root, self.run_id, epoch, self.neurons)
+
+    def draw(self, maps: np.ndarray) -> None:
+        image, tile = mosaic(maps, self.gap)
+        columns = {"image": [image]}
+        if self._ids != self.neurons:  # the hover's neuron ids travel only when the neurons change
+            columns["neuron"] = [np.where(tile >= 0, np.asarray(self.neurons + (-1,), dtype=np.int32)[tile], -1)]
+            self._ids = self.neurons
+        self.source.data.update(**columns)
+        update_mapper(self.mapper, **self._range(image))
+
+    def _range(self, image: np.ndarray) -> dict:
+        if self.mode == COLOUR_MODES[0]:
+            low, high = float(np.nanmin(image)), float(np.nanmax(image))
+        else:
+            ranges = [data.value_range(self.root, self.run_id, "neuron_activations", tuple(self.epochs), n)
+                      for n in self.neurons]
+            low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if self.mode == COLOUR_MODES[2]:
+            m = max(abs(low), abs(high))
+            return {"low": -m, "high": m, "palette": DIVERGING}
+        return {"low": low, "high": max(high, low + 1e-6), "palette": Viridis256}
+
+    def neuron_at(self, x: float, y: float) -> int | None:
+        """The neuron drawn at data point (x, y), or None in a gap or outside."""
+        size = self.p + self.gap
+        rows = math.ceil(len(self.neurons) / self.cols)
+        c, r_from_bottom = int(x // size), int(y // size)
+        if x < 0 or y < 0 or x % size >= self.p or y % size >= self.p or c >= self.cols or r_from_bottom >= rows:
+            return None
+        i = (rows - 1 - r_from_bottom) * self.cols + c
+        return self.neurons[i] if i < len(self.neurons) else None
+
+    def _tap(self, event) -> None:
+        neuron = self.neuron_at(event.x, event.y)
+        if neuron is not None:
+            self.on_pick(neuron)
+
+
+class NeuronFrequencies(EpochView):
+    """Neuron × frequency variance fractions (colour 0..1), one row per neuron in ``order``
+    (top to bottom), frequencies k along x; hover names neuron, k and fraction; the picked
+    neuron's row is marked; a click on a row calls ``on_pick(neuron)``."""
+
+    name = "neuron_frequencies"
+
+    def __init__(self, root: str, run_id: str, on_pick: Callable[[int], None], width: int = 560, height: int = 360):
+        self.root, self.run_id, self.on_pick = root, run_id, on_pick
+        freqs = data.coord(root, run_id, "freq")
+        n = data.store(root, run_id).sizes()["neuron"]
+        self.order = np.arange(n)
+        self._ids_sent = False
+        self.source = ColumnDataSource({"image": [np.zeros((n, len(freqs)), np.float32)],
+                                        "neuron": [np.zeros((n, len(freqs)), np.int32)]})
+        mapper = LinearColorMapper(palette=list(reversed(Blues256)), low=0, high=1)
+        k0 = float(freqs[0]) - 0.5
+        fig = figure(width=width, height=height, tools=TOOLS, toolbar_location="above",
+                     x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5),
+                     title="Neuron × frequency variance fraction")
+        glyph = fig.image(image="image", x=k0, y=-0.5, dw=len(freqs), dh=n, source=self.source, color_mapper=mapper)
+        fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=3), "right")
+        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("frequency k", "$x{0}"), ("fraction", "@image{0.000}")],
+                                renderers=[glyph]))
+        self.selected = Span(location=-10, dimension="width", line_color="#d62728", line_width=1.5, line_alpha=0.8)
+        fig.add_layout(self.selected)
+        fig.xaxis.axis_label, fig.yaxis.axis_label = "frequency k", "neuron (in the chosen order)"
+        fig.grid.visible = False
+        fig.on_event(Tap, self._tap)
+        self.figure = fig
+
+    def clone(self) -> "NeuronFrequencies":
+        view = NeuronFrequencies(self.root, self.run_id, lambda n: None, self.figure.width, self.figure.height)
+        view.set_order(self.order, self.figure.yaxis[0].axis_label)
+        view.selected.location = self.selected.location
+        return view
+
+    def set_order(self, neurons: np.ndarray, caption: str) -> None:
+        self.order = np.asarray(neurons)
+        self._ids_sent = False
+        self.figure.yaxis.axis_label = caption
+
+    def load(self, epoch: int) -> np.ndarray:
+        return data.epoch_slice(self.root, self.run_id, "neuron_freq_fraction", epoch)
+
+    def draw(self, frac: np.ndarray) -> None:
+        columns = {"image": [np.asarray(frac[self.order], dtype=np.float32)]}
+        if not self._ids_sent:  # the hover's neuron ids travel only when the order changes
+            columns["neuron"] = [np.ascontiguousarray(np.broadcast_to(self.order[:, None].astype(np.int32), frac.shape))]
+            self._ids_sent = True
+        self.source.data.update(**columns)
+
+    def mark(self, neuron: int) -> None:
+        self.selected.location = int(np.flatnonzero(self.order == neuron)[0])
+
+    def _tap(self, event) -> None:
+        rank = int(round(event.y))
+        if 0 <= rank < len(self.order):
+            self.on_pick(int(self.order[rank]))

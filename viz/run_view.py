@@ -1,0 +1,321 @@
+"""One run's views, all driven by one epoch slider (and by the player, the keyboard and clicks
+on the curves). A step refreshes only the views of the visible tab, each in place (see
+``viz.linked``), in one batch of document changes, then reads the neighbouring epochs in the
+background so that the next step finds them cached. A run still training or being analysed
+gains epochs as they are done without moving the current one."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import holoviews as hv
+import panel as pn
+
+from viz import data, neurons, plots, progress, structure
+from viz.explore import Explore
+from viz.generic import COLOUR_MODES, Bars, Heatmap
+from viz.keys import Keys
+from viz.linked import CurveView, EpochSlider, EpochView
+
+SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
+GRID_SIZES = (4, 9, 16, 25, 36)
+TOP = "top"
+LEGENDS = {"gini": "bottom_right", "progress_losses": "right", "weight_norms": "right"}
+TABS = {  # tab -> the views it shows (in the order laid out by _layout)
+    "Neurons and spectrum": ("loss", "accuracy", "embedding_spectrum", "spectrum_evolution", "neuron_heatmap",
+                             "neuron_grid", "neuron_frequencies"),
+    "Progress measures": ("progress_losses", "periodicity", "gini", "weight_norm", "specialised_share"),
+    "Weights and attention": ("participation", "weight_norms"),
+    "Every analysis": (),
+}
+
+
+def message(text: str) -> pn.pane.Alert:
+    return pn.pane.Alert(text, alert_type="info", width=600)
+
+
+class RunView:
+    """Every view of one run. ``on_state(epoch=..., neuron=...)`` hears the shareable state."""
+
+    def __init__(self, root: str, run_id: str, epoch: int | None = None, neuron: int | None = None,
+                 single: str | None = None, on_state: Callable[..., None] = lambda **_: None):
+        self.root, self.run_id, self.single, self.on_state = root, run_id, single, on_state
+        self.epochs = data.analysed_epochs(root, run_id)
+        self.trained_through = int(data.store(root, run_id).attrs.get("trained_through", -1))
+        cfg = data.config(root, run_id)
+        options = self.epochs or [0]
+        start = epoch if epoch in self.epochs else options[-1]
+        self.epoch = EpochSlider(label="Epoch", options=options, value=start, width=300)
+        self.player = pn.widgets.DiscretePlayer(options=options, value=start, interval=SPEEDS["1×"], width=300,
+                                                loop_policy="once", show_loop_controls=False, show_value=False,
+                                                height=50, scale_buttons=0.8, visible_buttons=[
+                                                    "first", "previous", "reverse", "pause", "play", "next", "last"])
+        self.speed = pn.widgets.RadioButtonGroup(options=SPEEDS, value=SPEEDS["1×"], width=300)
+        d_mlp = cfg["model"]["d_mlp"]
+        self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=110)
+        self.prev_neuron = pn.widgets.Button(label="◀", width=45, margin=(24, 2, 5, 5), description="previous neuron ([)")
+        self.next_neuron = pn.widgets.Button(label="▶", width=45, margin=(24, 2, 5, 2), description="next neuron (])")
+        self.colour = pn.widgets.Select(label="Colour range", options=list(COLOUR_MODES), width=300)
+        self.grid_choice = pn.widgets.Select(label="Neuron grid", options={"top by activation variance": TOP}, width=200)
+        self.grid_size = pn.widgets.Select(label="How many", options=list(GRID_SIZES), value=16, width=90)
+        self.order_by = pn.widgets.Select(label="Neuron × frequency order", options=list(neurons.ORDERS), width=300)
+        self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.5, end=0.99,
+                                                step=0.01, value=0.85, width=300)
+        self.info = pn.pane.Markdown(self._info(cfg), width=300)
+        self.keys = Keys(self.key)
+        self.views: dict[str, EpochView | CurveView] = {}
+        self.stale: set[str] = set()  # curves to redraw when next shown (the run grew meanwhile)
+        if not self.epochs:
+            self.panel = message(f"Run `{run_id}` has no analysed checkpoints yet; they appear here as they are done.")
+            return
+        self._build(neuron)
+        self.panel = self._layout()
+
+    def _info(self, cfg: dict) -> str:
+        return (f"**p** {cfg['p']} · **frac** {cfg['frac_train']} · **lr** {cfg['lr']} · "
+                f"**wd** {cfg['weight_decay']}  \n**seeds** model {cfg['seed']}, data {cfg['data_seed']} · "
+                f"**epochs** {self.trained_through + 1}/{cfg['num_epochs']} · "
+                f"**analysed** {len(self.epochs)}/{len(cfg['checkpoint_epochs'])}")
+
+    # --- building ---
+    def _build(self, neuron: int | None) -> None:
+        root, run_id, epochs, last = self.root, self.run_id, self.epochs, self.epochs[-1]
+        jump, v = self.jump, self.views
+
+        def curve(name, fn, **kw):
+            element = (lambda: fn(root, run_id, **kw).opts(hv.opts.Overlay(legend_position=LEGENDS[name]))) \
+                if name in LEGENDS else (lambda: fn(root, run_id, **kw))
+            v[name] = CurveView(name, element, on_tap=jump)
+
+        curve("loss", plots.loss_curves)
+        curve("accuracy", plots.accuracy_curves)
+        curve("spectrum_evolution", plots.spectrum_evolution)
+        v["embedding_spectrum"] = Bars(root, run_id, "embedding_spectrum")
+        v["embedding_spectrum"].figure.title.text = "Embedding Fourier spectrum (‖F W_E‖ per basis row)"
+        order = neurons.order(root, run_id, last, neurons.ORDERS[0])
+        busiest = neurons.top_by_variance(root, run_id, last, 1)[0]
+        first = neuron if neuron is not None and 0 <= neuron <= self.neuron.end else busiest
+        v["neuron_heatmap"] = Heatmap(root, run_id, "neuron_activations", epochs, index=first)
+        v["neuron_grid"] = neurons.NeuronGrid(root, run_id, epochs, on_pick=self.pick)
+        v["neuron_frequencies"] = nf = neurons.NeuronFrequencies(root, run_id, on_pick=self.pick)
+        nf.set_order(order, f"neuron ({neurons.ORDERS[0]})")
+        for name, fn in (("progress_losses", progress.losses), ("periodicity", progress.periodicity),
+                         ("gini", progress.gini), ("weight_norm", progress.weight_norm),
+                         ("participation", structure.participation), ("weight_norms", structure.weight_norms)):
+            curve(name, fn)
+        v["specialised_share"] = CurveView("specialised_share", lambda: progress.specialised_share(
+            root, run_id, self.threshold.value), on_tap=jump)
+        for name, view in v.items():
+            if isinstance(view, EpochView):
+                view.figure.name = name  # CurveViews name their figures when drawn
+        self.explore = Explore(root, run_id, epochs, jump, lambda: self.epoch.value)
+        self.neuron.value = first
+        self._grid_options()
+        self._set_grid()
+        nf.mark(first)
+        for name in self._visible():
+            v[name].show(self.epoch.value)
+        self._watch()
+
+    def _watch(self) -> None:
+        self.epoch.param.watch(lambda e: self.step(e.new), "value")
+        self.player.param.watch(lambda e: setattr(self.epoch, "value", e.new), "value")
+        self.speed.param.watch(lambda e: setattr(self.player, "interval", e.new), "value")
+        self.neuron.param.watch(lambda e: self._show_neuron(e.new), "value")
+        self.prev_neuron.on_click(lambda _: self.walk_neuron(-1))
+        self.next_neuron.on_click(lambda _: self.walk_neuron(+1))
+        self.colour.param.watch(self._set_colour, "value")
+        self.grid_choice.param.watch(lambda _: self._set_grid(), "value")
+        self.grid_size.param.watch(lambda _: self._set_grid(), "value")
+        self.order_by.param.watch(lambda _: self._set_order(), "value")
+        self.threshold.param.watch(self._set_threshold, "value")
+
+    def _layout(self) -> pn.viewable.Viewable:
+        p = {name: view.pane() for name, view in self.views.items()}
+        if self.single:
+            view = self.views.get(self.single) or self.explore.make(self.single)
+            if view is None:
+                return message(f"No view named `{self.single}` in run `{self.run_id}`.")
+            self.views[self.single] = view
+            view.show(self.epoch.value)
+            return view.pane()
+        self.key_text = pn.pane.Markdown(self._key_text(), width=860)
+        dmaps = {name: pn.pane.HoloViews(hv.DynamicMap(pn.bind(fn, self.root, self.run_id, self.epoch.param.value, *args)),
+                                         linked_axes=False)
+                 for name, fn, args in (("attention", structure.attention, ()),
+                                        ("class_accuracy", structure.class_accuracy, ()),
+                                        ("wl_spectrum", structure.wl_spectrum, (tuple(self.views["neuron_frequencies"].order),)))}
+        self.tabs = pn.Tabs(
+            pn.Column(pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
+                      pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"], name="Neurons and spectrum"),
+            pn.Column(self.key_text, pn.Row(p["progress_losses"], p["periodicity"]), pn.Row(p["gini"], p["weight_norm"]),
+                      p["specialised_share"], name="Progress measures"),
+            pn.Column(pn.Row(dmaps["attention"], dmaps["class_accuracy"]),
+                      pn.Row(dmaps["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"])),
+                      name="Weights and attention"),
+            pn.Column(self.explore.panel, name="Every analysis"),
+            dynamic=True,  # only the visible tab is rendered, and only its views are updated
+        )
+        self.tabs.param.watch(lambda _: self._show_tab(), "active")
+        return self.tabs
+
+    def controls(self) -> list:
+        return [self.epoch, self.player, self.speed, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
+                self.colour, pn.Row(self.grid_choice, self.grid_size), self.order_by, self.threshold,
+                self.info, self.keys]
+
+    # --- what a step touches ---
+    def _visible(self) -> list[str]:
+        if self.single:
+            return [self.single] if self.single in self.views else []
+        tabs = getattr(self, "tabs", None)
+        tab = list(TABS)[tabs.active] if tabs is not None else list(TABS)[0]
+        if tab == "Every analysis":
+            return ["explore"] if self.explore.view is not None else []
+        return list(TABS[tab])
+
+    def _view(self, name: str):
+        return self.explore.view if name == "explore" else self.views[name]
+
+    def step(self, epoch: int) -> None:
+        """Show ``epoch`` in every visible view, in one batch of changes, then prefetch."""
+        with pn.io.hold():
+            if self.order_by.value == neurons.ORDERS[1]:
+                self._set_order(show=False)
+            for name in self._visible():
+                self._view(name).show(epoch)
+            if self.player.value != epoch:
+                self.player.value = epoch
+            if not self.single and self.tabs.active == 1:
+                self.key_text.object = self._key_text()
+            self.on_state(epoch=epoch)
+        i = self.epochs.index(epoch) if epoch in self.epochs else 0
+        near = [self.epochs[j] for j in (i - 1, i + 1, i - 2, i + 2) if 0 <= j < len(self.epochs)]
+        for name in self._visible():
+            view = self._view(name)
+            if isinstance(view, EpochView):
+                view.prefetch(near)
+
+    def _show_tab(self) -> None:
+        if list(TABS)[self.tabs.active] == "Every analysis":
+            self.explore.ensure()
+        with pn.io.hold():
+            for name in self._visible():
+                view = self._view(name)
+                if name in self.stale and isinstance(view, CurveView):
+                    view.redraw()
+                    self.stale.discard(name)
+                view.show(self.epoch.value)
+            if self.tabs.active == 1:
+                self.key_text.object = self._key_text()
+
+    def jump(self, x: float) -> None:
+        """Go to the analysed checkpoint nearest to epoch ``x`` (a click on a curve)."""
+        if x is not None and self.epochs:
+            self.epoch.value = min(self.epochs, key=lambda e: abs(e - x))
+
+    def key(self, action: str) -> None:
+        """A key press (``viz.keys``): step, jump to an end, play/pause, walk the neurons."""
+        i = self.epochs.index(self.epoch.value)
+        moves = {"prev": i - 1, "next": i + 1, "first": 0, "last": len(self.epochs) - 1}
+        if action in moves:
+            self.epoch.value = self.epochs[min(max(moves[action], 0), len(self.epochs) - 1)]
+        elif action == "play":
+            self.player.direction = 0 if self.player.direction else 1
+        elif action in ("prev_neuron", "next_neuron"):
+            self.walk_neuron(-1 if action == "prev_neuron" else 1)
+
+    # --- neuron choices ---
+    def pick(self, neuron: int) -> None:
+        self.neuron.value = int(neuron)
+
+    def walk_neuron(self, delta: int) -> None:
+        """Previous / next neuron in the neuron × frequency view's order (walks a cluster)."""
+        order = list(self.views["neuron_frequencies"].order)
+        i = order.index(self.neuron.value) + delta
+        self.neuron.value = int(order[min(max(i, 0), len(order) - 1)])
+
+    def _show_neuron(self, neuron: int) -> None:
+        with pn.io.hold():
+            self.views["neuron_heatmap"].set(self.epoch.value, index=neuron)
+            self.views["neuron_frequencies"].mark(neuron)
+            self.on_state(neuron=neuron)
+
+    def _set_colour(self, event) -> None:
+        with pn.io.hold():
+            self.views["neuron_heatmap"].set(self.epoch.value, mode=event.new)
+            self.views["neuron_grid"].mode = event.new
+            self.views["neuron_grid"].show(self.epoch.value)
+
+    def _grid_options(self) -> None:
+        found = neurons.clusters(self.root, self.run_id, self.epochs[-1], self.threshold.value)
+        options = {"top by activation variance": TOP}
+        options.update({f"frequency k={k} ({len(ns)} neurons)": k for k, ns in found.items()})
+        self.grid_choice.options = options
+        if self.grid_choice.value not in options.values():
+            self.grid_choice.value = TOP
+
+    def _set_grid(self) -> None:
+        choice, size, last = self.grid_choice.value, self.grid_size.value, self.epochs[-1]
+        if choice == TOP:
+            chosen = neurons.top_by_variance(self.root, self.run_id, last, size)
+            caption = f"Top {len(chosen)} neurons by activation variance (epoch {last})"
+        else:
+            chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
+            caption = f"Neurons of frequency k={choice} (> {self.threshold.value:.2f} of variance, epoch {last})"
+        self.views["neuron_grid"].set_neurons(chosen or (self.neuron.value,), caption, self.epoch.value)
+
+    def _set_order(self, show: bool = True) -> None:
+        by = self.order_by.value
+        at = self.epoch.value if by == neurons.ORDERS[1] else self.epochs[-1]
+        nf = self.views["neuron_frequencies"]
+        nf.set_order(neurons.order(self.root, self.run_id, at, by), f"neuron ({by})")
+        nf.mark(self.neuron.value)
+        if show:
+            nf.show(self.epoch.value)
+
+    def _set_threshold(self, _) -> None:
+        self._grid_options()
+        if "specialised_share" in self._visible():
+            self.views["specialised_share"].redraw()
+        else:
+            self.stale.add("specialised_share")
+        if self.tabs.active == 1:
+            self.key_text.object = self._key_text()
+
+    def _key_text(self) -> str:
+        return progress.key_frequency_text(self.root, self.run_id, self.threshold.value, self.epoch.value)
+
+    # --- a live run ---
+    def refresh(self) -> bool:
+        """Pick up new analysed epochs and series; the current epoch stays. True when the run
+        had no analysed epoch before and has now (the caller swaps in the built panel)."""
+        epochs = data.analysed_epochs(self.root, self.run_id, fresh=True)
+        data.series(self.root, self.run_id, fresh=True)
+        trained = int(data.store(self.root, self.run_id).attrs.get("trained_through", -1))
+        grew = epochs != self.epochs and bool(epochs)
+        first = grew and not self.epochs
+        if grew:
+            current = self.epoch.value
+            self.epochs = epochs
+            for widget in (self.epoch, self.player):
+                widget.options = epochs
+            if first:
+                self.epoch.value = self.player.value = epochs[-1]
+                self._build(None)
+                self.panel = self._layout()
+            else:
+                self.epoch.value = current
+                for view in (*self.views.values(), self.explore.view):
+                    if hasattr(view, "epochs"):
+                        view.epochs = epochs
+        if not first and (grew or trained != self.trained_through):
+            self.trained_through = trained
+            visible = set(self._visible())
+            for name, view in self.views.items():
+                if isinstance(view, CurveView):
+                    view.redraw() if name in visible else self.stale.add(name)
+        self.trained_through = trained
+        self.info.object = self._info(data.config(self.root, self.run_id))
+        return first
+
