@@ -30,7 +30,7 @@ import sys, torch
 torch.set_num_threads(1)
 from tasks.config import preset
 from tasks.runs import prepare_run, train_run
-cfg = prepare_run(sys.argv[1], preset("smoke", num_epochs=int(sys.argv[2])))
+cfg = prepare_run(sys.argv[1], preset("smoke", num_epochs=int(sys.argv[2]), checkpoint_epochs=(0, 25, 50, 100)))
 train_run(sys.argv[1], cfg, device="cpu")
 print("done")
 """
@@ -52,7 +52,7 @@ def _spawn(code: str, *args) -> subprocess.Popen:
 @pytest.mark.slow
 def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
     root = str(tmp_path)
-    cfg = preset("smoke", num_epochs=20_000)
+    cfg = preset("smoke", num_epochs=20_000, checkpoint_epochs=(0, 25, 50, 100))
     proc = _spawn(TRAIN, root, cfg.num_epochs)
     try:
         deadline = time.monotonic() + 120
