@@ -224,7 +224,7 @@ def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run)
     """Views of analyses a store lacks show a message in place; nothing raises."""
     import shutil
 
-    import holoviews as hv
+    import panel as pn
 
     from store import layout
     from store.run_store import open_run
@@ -246,10 +246,9 @@ def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run)
         view.tabs.active = tab  # every tab draws
     for name, v in view.views.items():
         assert v.figure is not None, name
-    from viz import structure
-
-    element = structure.attention(old_root, cfg.run_id, cfg.checkpoint_epochs[-1])
-    assert hv.render(element) is not None and "not analysed" in element.opts.get().kwargs["title"]
+    assert not {"attention", "class_accuracy", "wl_spectrum"} & set(view.views)
+    notes = [md.object for md in view.tabs[2].select(pn.pane.Markdown)]
+    assert sum("not analysed" in note for note in notes) == 3  # a message in place of each view
     assert "attention_mean" not in view.explore.select.options.values()
 
 
@@ -298,3 +297,48 @@ def test_curves_draw_the_elements_data(smoke_run):
         np.testing.assert_array_equal(d["y"], el.dimension_values(1))
     assert fig.y_scale.__class__.__name__ == "LogScale" and fig.output_backend == "canvas"
     assert [item.label["value"] for item in fig.legend[0].items] == ["train", "test", "checkpoints"]
+
+
+def _legend(fig) -> list[str]:
+    return [item.label["value"] for legend in fig.legend for item in legend.items]
+
+
+def test_progress_views_and_threshold(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    view.tabs.active = 1
+    losses = view.views["progress_losses"].figure
+    assert {"restricted (test)", "excluded (train)", "train", "test"} <= set(_legend(losses))
+    restricted = losses.renderers[_legend(losses).index("restricted (train)")].data_source.data["y"]
+    assert len(restricted) == len(cfg.checkpoint_epochs)
+    share_at = {}
+    for t in (0.5, 0.95):
+        view.threshold.value = t
+        share_at[t] = np.asarray(view.views["specialised_share"].figure.renderers[0].data_source.data["y"])
+    assert (share_at[0.5] >= share_at[0.95]).all() and (share_at[0.5] > share_at[0.95]).any()
+    keys = data.key_frequencies(root, cfg.run_id)[0]
+    assert keys and f"**Key frequencies**: {', '.join(map(str, keys))}" in view.key_text.object
+    view.epoch.value = cfg.checkpoint_epochs[1]
+    assert f"at epoch {cfg.checkpoint_epochs[1]}" in view.key_text.object
+    assert view.views["gini"].marker.location == cfg.checkpoint_epochs[1]
+
+
+def test_weights_and_attention_views_follow_the_slider(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    view.tabs.active = 2
+    first, last = cfg.checkpoint_epochs[0], cfg.checkpoint_epochs[-1]
+    frames = {}
+    for epoch in (first, last):
+        view.epoch.value = epoch
+        frames[epoch] = {name: dict(view.views[name].source.data) for name in ("attention", "class_accuracy")}
+        frames[epoch]["wl"] = np.asarray(view.views["wl_spectrum"].source.data["image"][0]).copy()
+    att = frames[last]["attention"]
+    total = sum(np.asarray(att[p]) for p in ("a", "b", "="))
+    np.testing.assert_allclose(total, 1.0, atol=1e-4)  # attention from '=' sums to one per head
+    assert all(1 <= k <= (cfg.p - 1) // 2 for k in att["k"])
+    assert np.mean(frames[last]["class_accuracy"]["test"]) > np.mean(frames[first]["class_accuracy"]["test"])
+    wl = frames[last]["wl"]
+    assert wl.shape == (cfg.model.d_mlp, (cfg.p - 1) // 2) and np.isclose(wl.max(axis=1), 1).all()
+    assert not np.array_equal(wl, frames[first]["wl"])
+    assert set(_legend(view.views["participation"].figure)) == {"W_E", "W_in", "W_out"}

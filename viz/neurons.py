@@ -155,28 +155,32 @@ class NeuronGrid(EpochView):
 
 
 class NeuronFrequencies(EpochView):
-    """Neuron × frequency variance fractions (colour 0..1), one row per neuron in ``order``
-    (top to bottom), frequencies k along x; hover names neuron, k and fraction; the picked
-    neuron's row is marked; a click on a row calls ``on_pick(neuron)``."""
+    """A (neuron, freq) variable as an image, one row per neuron in ``order`` (top to bottom),
+    frequencies k along x: by default the variance fractions (colour 0..1); with ``normalise``
+    each row is divided by its maximum. Hover names neuron, k and value; the picked neuron's
+    row is marked; a click on a row calls ``on_pick(neuron)``."""
 
     name = "neuron_frequencies"
 
-    def __init__(self, root: str, run_id: str, on_pick: Callable[[int], None], width: int = 560, height: int = 360):
+    def __init__(self, root: str, run_id: str, on_pick: Callable[[int], None], variable: str = "neuron_freq_fraction",
+                 title: str = "Neuron × frequency variance fraction", normalise: bool = False,
+                 palette=tuple(reversed(Blues256)), width: int = 560, height: int = 360):
         self.root, self.run_id, self.on_pick = root, run_id, on_pick
+        self.variable, self.normalise, self.palette = variable, normalise, palette
         freqs = data.coord(root, run_id, "freq")
         n = data.store(root, run_id).sizes()["neuron"]
         self.order = np.arange(n)
         self._ids_sent = False
         self.source = ColumnDataSource({"image": [np.zeros((n, len(freqs)), np.float32)],
                                         "neuron": [np.zeros((n, len(freqs)), np.int32)]})
-        mapper = LinearColorMapper(palette=list(reversed(Blues256)), low=0, high=1)
+        mapper = LinearColorMapper(palette=list(palette), low=0, high=1)
         k0 = float(freqs[0]) - 0.5
         fig = figure(width=width, height=height, tools=TOOLS, toolbar_location="above",
-                     x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5),
-                     title="Neuron × frequency variance fraction")
+                     x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5), title=title)
         glyph = fig.image(image="image", x=k0, y=-0.5, dw=len(freqs), dh=n, source=self.source, color_mapper=mapper)
         fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=3), "right")
-        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("frequency k", "$x{0}"), ("fraction", "@image{0.000}")],
+        value = "relative norm" if normalise else "fraction"
+        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("frequency k", "$x{0}"), (value, "@image{0.000}")],
                                 renderers=[glyph]))
         self.selected = Span(location=-10, dimension="width", line_color="#d62728", line_width=1.5, line_alpha=0.8)
         fig.add_layout(self.selected)
@@ -186,8 +190,10 @@ class NeuronFrequencies(EpochView):
         self.figure = fig
 
     def clone(self) -> "NeuronFrequencies":
-        view = NeuronFrequencies(self.root, self.run_id, lambda n: None, self.figure.width, self.figure.height)
-        view.set_order(self.order, self.figure.yaxis[0].axis_label)
+        fig = self.figure
+        view = NeuronFrequencies(self.root, self.run_id, lambda n: None, self.variable, fig.title.text,
+                                 self.normalise, self.palette, fig.width, fig.height)
+        view.set_order(self.order, fig.yaxis[0].axis_label)
         view.selected.location = self.selected.location
         return view
 
@@ -197,12 +203,15 @@ class NeuronFrequencies(EpochView):
         self.figure.yaxis.axis_label = caption
 
     def load(self, epoch: int) -> np.ndarray:
-        return data.epoch_slice(self.root, self.run_id, "neuron_freq_fraction", epoch)
+        return data.epoch_slice(self.root, self.run_id, self.variable, epoch)
 
-    def draw(self, frac: np.ndarray) -> None:
-        columns = {"image": [np.asarray(frac[self.order], dtype=np.float32)]}
+    def draw(self, values: np.ndarray) -> None:
+        rows = np.asarray(values[self.order], dtype=np.float32)
+        if self.normalise:
+            rows = rows / np.maximum(rows.max(axis=1, keepdims=True), 1e-12)
+        columns = {"image": [rows]}
         if not self._ids_sent:  # the hover's neuron ids travel only when the order changes
-            columns["neuron"] = [np.ascontiguousarray(np.broadcast_to(self.order[:, None].astype(np.int32), frac.shape))]
+            columns["neuron"] = [np.ascontiguousarray(np.broadcast_to(self.order[:, None].astype(np.int32), rows.shape))]
             self._ids_sent = True
         self.source.data.update(**columns)
 

@@ -10,6 +10,7 @@ from typing import Callable
 
 import holoviews as hv
 import panel as pn
+from bokeh.palettes import Purples256
 
 from viz import data, neurons, plots, progress, structure
 from viz.explore import Explore
@@ -19,13 +20,14 @@ from viz.linked import CurveView, EpochSlider, EpochView
 
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
+WIDTH_WL = 420
 TOP = "top"
 LEGENDS = {"gini": "bottom_right", "progress_losses": "right", "weight_norms": "right"}
 TABS = {  # tab -> the views it shows (in the order laid out by _layout)
     "Neurons and spectrum": ("loss", "accuracy", "embedding_spectrum", "spectrum_evolution", "neuron_heatmap",
                              "neuron_grid", "neuron_frequencies"),
     "Progress measures": ("progress_losses", "periodicity", "gini", "weight_norm", "specialised_share"),
-    "Weights and attention": ("participation", "weight_norms"),
+    "Weights and attention": ("attention", "class_accuracy", "wl_spectrum", "participation", "weight_norms"),
     "Every analysis": (),
 }
 
@@ -49,7 +51,8 @@ class RunView:
         self.player = pn.widgets.DiscretePlayer(options=options, value=start, interval=SPEEDS["1×"], width=300,
                                                 loop_policy="once", show_loop_controls=False, show_value=False,
                                                 height=50, scale_buttons=0.8, visible_buttons=[
-                                                    "first", "previous", "reverse", "pause", "play", "next", "last"])
+                                                    "first", "previous", "reverse", "pause", "play", "next", "last"],
+                                                stylesheets=["input[type=range] { display: none; }"])  # the slider above is the one
         self.speed = pn.widgets.RadioButtonGroup(options=SPEEDS, value=SPEEDS["1×"], width=300)
         d_mlp = cfg["model"]["d_mlp"]
         self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=110)
@@ -105,6 +108,14 @@ class RunView:
             curve(name, fn)
         v["specialised_share"] = CurveView("specialised_share", lambda: progress.specialised_share(
             root, run_id, self.threshold.value), on_tap=jump)
+        for cls in (structure.Attention, structure.ClassAccuracy):
+            if data.has(root, run_id, *cls.needs):
+                v[cls.name] = cls(root, run_id)
+        if data.has(root, run_id, "wl_freq_norm"):
+            v["wl_spectrum"] = neurons.NeuronFrequencies(
+                root, run_id, self.pick, "wl_freq_norm", "W_L = W_out W_U Fourier spectrum per neuron",
+                normalise=True, palette=tuple(reversed(Purples256)), width=WIDTH_WL, height=320)
+            v["wl_spectrum"].set_order(order, f"neuron ({neurons.ORDERS[0]})")
         for name, view in v.items():
             if isinstance(view, EpochView):
                 view.figure.name = name  # CurveViews name their figures when drawn
@@ -112,7 +123,9 @@ class RunView:
         self.neuron.value = first
         self._grid_options()
         self._set_grid()
-        nf.mark(first)
+        for view in (nf, v.get("wl_spectrum")):
+            if view is not None:
+                view.mark(first)
         for name in self._visible():
             v[name].show(self.epoch.value)
         self._watch()
@@ -140,18 +153,16 @@ class RunView:
             view.show(self.epoch.value)
             return view.pane()
         self.key_text = pn.pane.Markdown(self._key_text(), width=860)
-        dmaps = {name: pn.pane.HoloViews(hv.DynamicMap(pn.bind(fn, self.root, self.run_id, self.epoch.param.value, *args)),
-                                         linked_axes=False)
-                 for name, fn, args in (("attention", structure.attention, ()),
-                                        ("class_accuracy", structure.class_accuracy, ()),
-                                        ("wl_spectrum", structure.wl_spectrum, (tuple(self.views["neuron_frequencies"].order),)))}
+        for name, what in (("attention", "Attention"), ("class_accuracy", "Accuracy per residue class"),
+                           ("wl_spectrum", "W_L spectrum per neuron")):
+            p.setdefault(name, pn.pane.Markdown(structure.absent(what), width=420))
         self.tabs = pn.Tabs(
             pn.Column(pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
                       pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"], name="Neurons and spectrum"),
             pn.Column(self.key_text, pn.Row(p["progress_losses"], p["periodicity"]), pn.Row(p["gini"], p["weight_norm"]),
                       p["specialised_share"], name="Progress measures"),
-            pn.Column(pn.Row(dmaps["attention"], dmaps["class_accuracy"]),
-                      pn.Row(dmaps["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"])),
+            pn.Column(pn.Row(p["attention"], p["class_accuracy"]),
+                      pn.Row(p["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"])),
                       name="Weights and attention"),
             pn.Column(self.explore.panel, name="Every analysis"),
             dynamic=True,  # only the visible tab is rendered, and only its views are updated
@@ -172,7 +183,7 @@ class RunView:
         tab = list(TABS)[tabs.active] if tabs is not None else list(TABS)[0]
         if tab == "Every analysis":
             return ["explore"] if self.explore.view is not None else []
-        return list(TABS[tab])
+        return [name for name in TABS[tab] if name in self.views]
 
     def _view(self, name: str):
         return self.explore.view if name == "explore" else self.views[name]
@@ -238,7 +249,9 @@ class RunView:
     def _show_neuron(self, neuron: int) -> None:
         with pn.io.hold():
             self.views["neuron_heatmap"].set(self.epoch.value, index=neuron)
-            self.views["neuron_frequencies"].mark(neuron)
+            for name in ("neuron_frequencies", "wl_spectrum"):
+                if name in self.views:
+                    self.views[name].mark(neuron)
             self.on_state(neuron=neuron)
 
     def _set_colour(self, event) -> None:
@@ -268,11 +281,14 @@ class RunView:
     def _set_order(self, show: bool = True) -> None:
         by = self.order_by.value
         at = self.epoch.value if by == neurons.ORDERS[1] else self.epochs[-1]
-        nf = self.views["neuron_frequencies"]
-        nf.set_order(neurons.order(self.root, self.run_id, at, by), f"neuron ({by})")
-        nf.mark(self.neuron.value)
-        if show:
-            nf.show(self.epoch.value)
+        order = neurons.order(self.root, self.run_id, at, by)
+        for name in ("neuron_frequencies", "wl_spectrum"):
+            if name in self.views:
+                view = self.views[name]
+                view.set_order(order, f"neuron ({by})")
+                view.mark(self.neuron.value)
+                if show and name in self._visible():
+                    view.show(self.epoch.value)
 
     def _set_threshold(self, _) -> None:
         self._grid_options()

@@ -1,74 +1,96 @@
-"""Views of the weights and attention per checkpoint: per-class accuracy, attention from '=',
-the W_L Fourier spectrum per neuron, effective dimensionality. Pure functions of (run, epoch,
-choices) -> HoloViews element, reading the store through ``viz.data``."""
+"""Views of the weights and attention: at the current epoch, the mean attention from '=' per
+head and the accuracy per residue class (``EpochView``s refilled in place); over training, the
+effective dimensionality and the sum of squared weights per matrix (HoloViews elements). The
+W_L Fourier spectrum per neuron is ``viz.neurons.NeuronFrequencies`` on ``wl_freq_norm``."""
 
 from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Range1d
+from bokeh.plotting import figure
 
 from viz import data
+from viz.linked import TOOLS, EpochView
 from viz.progress import _curves
 
 WIDTH = 420
+SPLIT_COLORS = {"train": "#1f77b4", "test": "#d62728"}
+POSITION_COLORS = ["#4c72b0", "#dd8452", "#bbbbbb"]
 
 
-def _absent(title: str) -> str:
-    return f"{title}: not analysed in this run (tdw analyze adds it)"
+class Attention(EpochView):
+    """Mean attention from '=' to each position (a, b, '='), stacked per head; the hover names
+    each head's dominant frequency (argmax of its attention-to-a map's Fourier fractions)."""
+
+    name = "attention"
+    needs = ("attention_mean", "head_freq_fraction", "position")
+
+    def __init__(self, root: str, run_id: str):
+        self.root, self.run_id = root, run_id
+        self.positions = [str(p) for p in data.coord(root, run_id, "position")]
+        n_heads = data.store(root, run_id).sizes()["head"]
+        self.heads = [f"head {h}" for h in range(n_heads)]
+        self.source = ColumnDataSource({"head": self.heads, "k": np.zeros(n_heads, int),
+                                        **{p: np.zeros(n_heads) for p in self.positions}})
+        fig = figure(x_range=FactorRange(*self.heads), y_range=Range1d(0, 1.02), width=WIDTH + 40, height=250,
+                     tools=TOOLS, toolbar_location="above", title="Attention from '=' per head")
+        bars = fig.vbar_stack(self.positions, x="head", width=0.7, source=self.source, color=POSITION_COLORS,
+                              legend_label=[f"to {p}" for p in self.positions])
+        fig.add_tools(HoverTool(renderers=bars, tooltips=[("head", "@head"), ("dominant frequency k", "@k"),
+                                                          *[(f"to {p}", f"@{{{p}}}{{0.000}}") for p in self.positions]]))
+        legend = fig.legend[0]
+        fig.center.remove(legend)
+        fig.add_layout(legend, "right")
+        fig.yaxis.axis_label = "mean attention"
+        self.figure = fig
+
+    def clone(self) -> "Attention":
+        return Attention(self.root, self.run_id)
+
+    def load(self, epoch: int):
+        return (data.epoch_slice(self.root, self.run_id, "attention_mean", epoch),  # (head, position)
+                data.epoch_slice(self.root, self.run_id, "head_freq_fraction", epoch))  # (head, freq)
+
+    def draw(self, loaded) -> None:
+        mean, fractions = loaded
+        freqs = data.coord(self.root, self.run_id, "freq")
+        self.source.data.update(k=freqs[fractions.argmax(axis=1)],
+                                **{p: np.asarray(mean[:, j], dtype=float) for j, p in enumerate(self.positions)})
 
 
-def class_accuracy(root: str, run_id: str, epoch: int) -> hv.Overlay:
-    """Accuracy per answer class c at this checkpoint, train and test."""
-    title = f"Accuracy per residue class · epoch {epoch}"
-    if not data.has(root, run_id, "class_accuracy", "c"):
-        return hv.Overlay([hv.Curve([], "answer c", "accuracy", label=s) for s in ("train", "test")]).opts(
-            hv.opts.Curve(width=WIDTH, height=230, title=_absent(title)))
-    acc = data.epoch_slice(root, run_id, "class_accuracy", epoch)  # (split, c)
-    c = data.coord(root, run_id, "c")
-    curves = [hv.Curve((c, acc[i]), "answer c", "accuracy", label=split).opts(color=color)
-              for i, (split, color) in enumerate((("train", "#1f77b4"), ("test", "#d62728")))]
-    return hv.Overlay(curves).opts(
-        hv.opts.Curve(width=WIDTH, height=230, ylim=(0, 1.02), tools=["hover"], framewise=True,
-                      title=title),
-        hv.opts.Overlay(legend_position="bottom_right"),
-    )
+class ClassAccuracy(EpochView):
+    """Accuracy per answer class c at the current epoch, train and test."""
+
+    name = "class_accuracy"
+    needs = ("class_accuracy", "c", "split")
+
+    def __init__(self, root: str, run_id: str):
+        self.root, self.run_id = root, run_id
+        self.splits = [str(s) for s in data.coord(root, run_id, "split")]
+        c = data.coord(root, run_id, "c")
+        self.source = ColumnDataSource({"c": c, **{s: np.zeros(len(c)) for s in SPLIT_COLORS}})
+        fig = figure(width=WIDTH, height=250, tools=TOOLS, toolbar_location="above", y_range=Range1d(0, 1.02),
+                     title="Accuracy per residue class")
+        for split, color in SPLIT_COLORS.items():
+            fig.line("c", split, source=self.source, color=color, line_width=1.8, legend_label=split)
+        fig.add_tools(HoverTool(tooltips=[("c", "@c"), *[(s, f"@{s}{{0.000}}") for s in SPLIT_COLORS]]))
+        fig.legend.location = "bottom_right"
+        fig.xaxis.axis_label, fig.yaxis.axis_label = "answer c", "accuracy"
+        self.figure = fig
+
+    def clone(self) -> "ClassAccuracy":
+        return ClassAccuracy(self.root, self.run_id)
+
+    def load(self, epoch: int) -> np.ndarray:
+        return data.epoch_slice(self.root, self.run_id, "class_accuracy", epoch)  # (split, c)
+
+    def draw(self, acc: np.ndarray) -> None:
+        self.source.data.update(**{s: np.asarray(acc[self.splits.index(s)], dtype=float) for s in SPLIT_COLORS})
 
 
-def attention(root: str, run_id: str, epoch: int) -> hv.Bars:
-    """Mean attention from '=' to a, b and '=' per head; each head's dominant frequency (the
-    argmax of its attention-to-a map's Fourier fractions) in the axis labels."""
-    title = f"Attention from '=' · epoch {epoch}"
-    if not data.has(root, run_id, "attention_mean", "head_freq_fraction", "position"):
-        return hv.Bars([], ["head", "to"], "attention").opts(width=WIDTH, height=230, title=_absent(title))
-    mean = data.epoch_slice(root, run_id, "attention_mean", epoch)  # (head, position)
-    dominant = data.epoch_slice(root, run_id, "head_freq_fraction", epoch).argmax(axis=1) + 1
-    positions = data.coord(root, run_id, "position")
-    rows = [(f"head {h} (k={dominant[h]})", str(pos), float(mean[h, j]))
-            for h in range(len(mean)) for j, pos in enumerate(positions)]
-    return hv.Bars(rows, ["head", "to"], "attention").opts(
-        width=WIDTH, height=230, stacked=True, tools=["hover"], ylim=(0, 1.02), framewise=True,
-        cmap=["#4c72b0", "#dd8452", "#bbbbbb"], legend_position="right",
-        title=title,
-    )
-
-
-def wl_spectrum(root: str, run_id: str, epoch: int, order: tuple[int, ...]) -> hv.Image:
-    """Each neuron's W_L = W_out W_U row in the Fourier basis (per frequency); neurons in
-    ``order`` (the neuron × frequency view's order), normalised per neuron."""
-    title = f"W_L Fourier spectrum per neuron · epoch {epoch}"
-    if not data.has(root, run_id, "wl_freq_norm"):
-        zero = np.zeros((1, 1))
-        return hv.Image(([1], [0], zero, zero), ["frequency k", "neuron (sorted by dominant k)"],
-                        ["relative norm", "neuron"]).opts(width=WIDTH, height=320, title=_absent(title))
-    norms = data.epoch_slice(root, run_id, "wl_freq_norm", epoch)[list(order)]
-    norms = norms / np.maximum(norms.max(axis=1, keepdims=True), 1e-12)
-    freqs = data.coord(root, run_id, "freq")
-    ids = np.broadcast_to(np.asarray(order)[:, None], norms.shape)
-    return hv.Image((freqs, np.arange(len(order)), norms, ids),
-                    ["frequency k", "neuron (sorted by dominant k)"], ["relative norm", "neuron"]).opts(
-        width=WIDTH, height=320, cmap="Purples", clim=(0, 1), colorbar=True, tools=["hover"],
-        invert_yaxis=True, title=title,
-    )
+def absent(title: str) -> str:
+    return f"**{title}**: not analysed in this run (`tdw analyze` adds it)."
 
 
 def participation(root: str, run_id: str) -> hv.Overlay:
