@@ -3,6 +3,7 @@ checkpoints and series, analyse one checkpoint. ``tasks/steps.py`` wraps them as
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -155,6 +156,16 @@ def recompute_checkpoints(root: str, cfg: RunConfig, through: int, dev: torch.de
     return sorted(damaged)
 
 
+def _holding_training_lock(fn):
+    """Run ``fn(root, cfg, ...)`` holding ``cfg``'s run's training lock (``tasks.lock``)."""
+    @functools.wraps(fn)
+    def locked(root: str, cfg: RunConfig, **kwargs):
+        with training_lock(root, cfg.run_id):
+            return fn(root, cfg, **kwargs)
+    return locked
+
+
+@_holding_training_lock
 def train_run(
     root: str,
     cfg: RunConfig,
@@ -170,20 +181,6 @@ def train_run(
     About once a second the progress file (``tasks.progress``) is replaced, then
     ``on_progress(epoch, series)`` called. Raises ``tasks.lock.RunBusy`` while another process
     trains the run."""
-    with training_lock(root, cfg.run_id):
-        return _train_run(root, cfg, device=device, on_checkpoint=on_checkpoint,
-                          on_progress=on_progress, compile_mode=compile_mode)
-
-
-def _train_run(
-    root: str,
-    cfg: RunConfig,
-    *,
-    device: str | None = None,
-    on_checkpoint: Callable[[int], None] | None = None,
-    on_progress: Callable[[int, Series], None] | None = None,
-    compile_mode: str = "auto",
-) -> Series:
     dev = pick_device(device or os.environ.get(ENV_DEVICE))
     for folder in (layout.run_dir(root, cfg.run_id), layout.checkpoint_dir(root, cfg.run_id),
                    os.path.dirname(layout.train_state_path(root, cfg.run_id))):
