@@ -32,10 +32,11 @@ def smoke_run(tmp_path_factory):
     return root, cfg
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prefect_harness():
-    """One temporary Prefect server and database for every test that runs real flows (it
-    starts in ~8 s; each module starting its own would add that again)."""
+    """A temporary Prefect server and database for the tests of one module that run real
+    flows (~8 s to start). Module-scoped so that it never outlives them: a harness left
+    running would catch the flows of later modules, including their own harnesses."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=60):
