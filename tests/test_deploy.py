@@ -68,6 +68,25 @@ def test_deploy_without_a_server_or_with_an_unknown_name_is_bad_input(capsys, mo
         assert "no deployment named nosuch" in capsys.readouterr().err
 
 
+def test_device_job_variable_falls_back_to_cpu_or_is_refused(monkeypatch, capsys, tmp_path):
+    """TDW_DEVICE (the deployments' job variable): auto picks CUDA when present, else CPU; a
+    CUDA device on a machine without one is bad input, before anything runs."""
+    import torch
+
+    from flows.cli import main
+    from tasks.training import pick_device
+
+    monkeypatch.setenv("TDW_DEVICE", "auto")
+    assert pick_device(os.environ["TDW_DEVICE"]).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        pytest.skip("the refusal needs a machine without CUDA")
+    monkeypatch.setenv("TDW_DEVICE", "cuda")
+    assert main(["run", "--preset", "smoke", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CUDA" in err[0]
+    assert not os.listdir(tmp_path)  # refused before anything was written
+
+
 def test_pull_step_enters_the_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert deploy.enter_checkout() == {"directory": str(deploy.REPO)}
