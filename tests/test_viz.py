@@ -4,7 +4,7 @@ data each Bokeh figure holds (what the browser is sent)."""
 import numpy as np
 import pytest
 
-from viz import data, neurons
+from viz import data, generic, neurons
 from viz.app import App
 from viz.generic import COLOUR_MODES
 
@@ -192,7 +192,7 @@ def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
     analyze_epoch(root, cfg.run_id, epochs[2])
     app.refresh()
     assert view.epoch.options == epochs[:3] and view.epoch.value == epochs[0]
-    assert view.player.options == epochs[:3]
+    assert view.player.options == epochs[:3] and view.player.value == epochs[0]
     assert len(checkpoints.data["x"]) == 3  # redrawn in place
 
 
@@ -207,17 +207,22 @@ def test_every_analysis_in_the_table_has_a_view(smoke_run):
     explore = view.explore
     declared = {v.name for v in variables() if not v.name.endswith("_done") and v.dims[:1] == ("epoch",)}
     assert declared == set(explore.select.options.values())
-    for name in sorted(declared):
+    for i, name in enumerate(sorted(declared)):
         explore.select.value = name
         shown = explore.view
-        assert shown is not None and shown.figure is not None, name
-        if hasattr(shown, "source"):
-            before = np.array(shown.source.data.get("image", shown.source.data.get("value"))[0], dtype=float).copy()
-            view.epoch.value = cfg.checkpoint_epochs[1] if view.epoch.value != cfg.checkpoint_epochs[1] else cfg.checkpoint_epochs[-1]
-            after = np.array(shown.source.data.get("image", shown.source.data.get("value"))[0], dtype=float)
-            assert before.shape == after.shape, name
+        epoch = cfg.checkpoint_epochs[1 + i % 2]
+        view.epoch.value = epoch  # the tab's view follows the slider
+        stored = np.asarray(data.epoch_slice(root, cfg.run_id, name, epoch), dtype=np.float64)
+        if isinstance(shown, generic.Bars):
+            np.testing.assert_allclose(shown.source.data["value"], np.nan_to_num(stored), err_msg=name)
+        elif isinstance(shown, generic.Heatmap):
+            expected = stored[0] if shown.idim else stored  # item 0 of an indexed variable
+            np.testing.assert_allclose(_image(shown), expected, rtol=1e-6, err_msg=name)
         else:
-            assert shown.marker.location == view.epoch.value, name
+            assert shown.marker.location == epoch, name
+            epochs, values = data.measure(root, cfg.run_id, name)
+            drawn = shown.figure.renderers[0].data_source.data
+            np.testing.assert_allclose(drawn["y"], values.reshape(len(epochs), -1)[:, 0], err_msg=name)
 
 
 def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run):

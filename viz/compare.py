@@ -19,7 +19,11 @@ def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
     """Label -> (variable, index along its second dimension or None), over the given runs."""
     out = {label: (name, None) for label, name in SERIES.items()}
     for run_id in runs:
-        for name, attrs in data.per_epoch_variables(root, run_id).items():
+        try:
+            variables = data.per_epoch_variables(root, run_id)
+        except (data.StoreError, KeyError, OSError):  # a run being created, or a damaged store
+            continue
+        for name, attrs in variables.items():
             if generic.kind(root, run_id, name) != "curves":
                 continue
             if len(attrs["dims"]) == 1:
@@ -31,7 +35,15 @@ def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
 
 
 def values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent)."""
+    """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent or
+    unreadable)."""
+    try:
+        return _values(root, run_id, name, index)
+    except (data.StoreError, KeyError, OSError):
+        return np.array([], dtype=int), np.array([])
+
+
+def _values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.ndarray, np.ndarray]:
     if name in SERIES.values():
         y = data.series(root, run_id)[name]
         x = np.arange(len(y))

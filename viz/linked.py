@@ -68,9 +68,16 @@ class EpochView:
         return view.figure
 
     def prefetch(self, epochs: list[int]) -> None:
-        """Warm the read cache for these epochs in the background (the next steps of a scrub)."""
-        for epoch in epochs:
-            _prefetcher.submit(self.load, epoch)
+        """Read these epochs in the background, in this order, so that the next steps find them
+        cached; a later call replaces the epochs not read yet (scrubbing moves on)."""
+        self._generation = generation = getattr(self, "_generation", 0) + 1
+
+        def read() -> None:
+            for epoch in epochs:
+                if self._generation != generation:
+                    return
+                self.load(epoch)
+        _prefetcher.submit(read)
 
     def pane(self) -> pn.pane.Bokeh:
         return pn.pane.Bokeh(self.figure, name=self.name)

@@ -5,6 +5,7 @@ is plain numpy on stored values; a click on either view picks a neuron."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -21,6 +22,7 @@ from viz.linked import TOOLS, EpochView
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
 
 
+@functools.lru_cache(maxsize=64)
 def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
     """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
     acts = data.epoch_slice(root, run_id, "neuron_activations", epoch)  # (neuron, a, b) float16

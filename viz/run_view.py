@@ -52,7 +52,7 @@ class RunView:
                                                 loop_policy="once", show_loop_controls=False, show_value=False,
                                                 height=50, scale_buttons=0.8, visible_buttons=[
                                                     "first", "previous", "reverse", "pause", "play", "next", "last"],
-                                                stylesheets=["input[type=range] { display: none; }"])  # the slider above is the one
+                                                stylesheets=["input[type=range] { display: none; }"])  # one slider: the epoch
         self.speed = pn.widgets.RadioButtonGroup(options=SPEEDS, value=SPEEDS["1×"], width=300)
         d_mlp = cfg["model"]["d_mlp"]
         self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=110)
@@ -122,13 +122,14 @@ class RunView:
         self.explore = Explore(root, run_id, epochs, jump, lambda: self.epoch.value)
         self.neuron.value = first
         self._grid_options()
-        self._set_grid()
+        self._set_grid(prefetch=False)
         for view in (nf, v.get("wl_spectrum")):
             if view is not None:
                 view.mark(first)
         for name in self._visible():
             v[name].show(self.epoch.value)
         self._watch()
+        self._prefetch(self.epoch.value)
 
     def _watch(self) -> None:
         self.epoch.param.watch(lambda e: self.step(e.new), "value")
@@ -200,12 +201,16 @@ class RunView:
             if not self.single and self.tabs.active == 1:
                 self.key_text.object = self._key_text()
             self.on_state(epoch=epoch)
-        i = self.epochs.index(epoch) if epoch in self.epochs else 0
-        near = [self.epochs[j] for j in (i - 1, i + 1, i - 2, i + 2) if 0 <= j < len(self.epochs)]
+        self._prefetch(epoch)
+
+    def _prefetch(self, epoch: int) -> None:
+        """Read every analysed epoch of the visible views in the background, nearest first: the
+        next steps of a scrub, a click or the player find them cached."""
+        nearest = sorted(self.epochs, key=lambda e: abs(e - epoch))[1:]
         for name in self._visible():
             view = self._view(name)
             if isinstance(view, EpochView):
-                view.prefetch(near)
+                view.prefetch(nearest)
 
     def _show_tab(self) -> None:
         if list(TABS)[self.tabs.active] == "Every analysis":
@@ -219,6 +224,7 @@ class RunView:
                 view.show(self.epoch.value)
             if self.tabs.active == 1:
                 self.key_text.object = self._key_text()
+        self._prefetch(self.epoch.value)
 
     def jump(self, x: float) -> None:
         """Go to the analysed checkpoint nearest to epoch ``x`` (a click on a curve)."""
@@ -253,6 +259,7 @@ class RunView:
                 if name in self.views:
                     self.views[name].mark(neuron)
             self.on_state(neuron=neuron)
+        self._prefetch(self.epoch.value)
 
     def _set_colour(self, event) -> None:
         with pn.io.hold():
@@ -268,7 +275,7 @@ class RunView:
         if self.grid_choice.value not in options.values():
             self.grid_choice.value = TOP
 
-    def _set_grid(self) -> None:
+    def _set_grid(self, prefetch: bool = True) -> None:
         choice, size, last = self.grid_choice.value, self.grid_size.value, self.epochs[-1]
         if choice == TOP:
             chosen = neurons.top_by_variance(self.root, self.run_id, last, size)
@@ -277,6 +284,8 @@ class RunView:
             chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
             caption = f"Neurons of frequency k={choice} (> {self.threshold.value:.2f} of variance, epoch {last})"
         self.views["neuron_grid"].set_neurons(chosen or (self.neuron.value,), caption, self.epoch.value)
+        if prefetch:
+            self._prefetch(self.epoch.value)
 
     def _set_order(self, show: bool = True) -> None:
         by = self.order_by.value
@@ -321,7 +330,7 @@ class RunView:
                 self._build(None)
                 self.panel = self._layout()
             else:
-                self.epoch.value = current
+                self.epoch.value = self.player.value = current
                 for view in (*self.views.values(), self.explore.view):
                     if hasattr(view, "epochs"):
                         view.epochs = epochs
