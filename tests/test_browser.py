@@ -272,6 +272,7 @@ def test_train_page_validates_and_starts_a_run(page, runs):
     p_box.fill("33")
     p_box.press("Enter")
     page.get_by_text(re.compile("odd prime >= 3")).first.wait_for(timeout=10_000)
+    assert page.get_by_role("button", name="Start training").is_disabled()
     p_box.fill("31")
     p_box.press("Enter")
     seed = page.get_by_label("model seed", exact=True)

@@ -282,7 +282,7 @@ class RunView:
             caption = f"Top {len(chosen)} neurons by activation variance (epoch {last})"
         else:
             chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
-            caption = f"Neurons of frequency k={choice} (> {self.threshold.value:.2f} of variance, epoch {last})"
+            caption = f"Cluster k={choice}: > {self.threshold.value:.2f} of variance at epoch {last}"
         self.views["neuron_grid"].set_neurons(chosen or (self.neuron.value,), caption, self.epoch.value)
         if prefetch:
             self._prefetch(self.epoch.value)

@@ -157,6 +157,7 @@ class TrainPage:
         cfg, changed, errors = parse(self.preset.value, {n: w.value for n, w in self.inputs.items()})
         for name, pane in self.errors.items():
             pane.object = f"⚠ {errors[name]}" if name in errors else ""
+        self.start_button.disabled = cfg is None
         return cfg, changed
 
     def submit(self) -> None:
