@@ -121,7 +121,8 @@ def serve(host: str = "127.0.0.1", port: int = 4200, home: str | os.PathLike = H
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         took = wait_healthy(proc, api_url(host, port))
-        print(f"\nPrefect UI on http://{host}:{port}  (healthy after {took:.1f} s; Prefect home {home})\n"
+        print(f"\nPrefect UI on http://{host}:{port}  (healthy after {took:.1f} s; server pid {proc.pid}; "
+              f"Prefect home {home})\n"
               f"Point flows and workers at it:  export PREFECT_API_URL={api_url(host, port)}\n"
               "Ctrl-C stops it.", flush=True)
         proc.wait()

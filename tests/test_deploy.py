@@ -1,10 +1,12 @@
-"""The deployment path for real, on CPU: a Prefect server on 127.0.0.1, a process work pool,
+"""The deployment path for real, on CPU: `tdw server` on 127.0.0.1, a process work pool,
 `tdw deploy` from deploy/prefect.yaml, `prefect deployment run` with the smoke preset (runs
 root and device as job variables), a worker with --run-once; the flow run must complete and
-the store hold every analysed epoch. Everything started here is stopped by process id."""
+the store hold every analysed epoch; Ctrl-C (SIGINT) then stops the server cleanly. Everything
+started here is stopped by process id."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -120,10 +122,19 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(tmp_path / "prefect-client"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     runs = tmp_path / "runs"
-    srv = server.start(port=port, home=tmp_path / "prefect-server", log=tmp_path / "server.log")
+    server_log = tmp_path / "server.log"
+    with open(server_log, "wb") as out:  # `tdw server`, as a user starts it; Ctrl-C (SIGINT) stops it
+        srv = subprocess.Popen([sys.executable, "-m", "flows.cli", "server", "--port", str(port),
+                                "--home", str(tmp_path / "prefect-server")], stdout=out,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     worker = None
     try:
-        print(f"\nserver healthy in {server.wait_healthy(srv, url):.1f} s")
+        t = time.monotonic()
+        while not re.search(r"server pid (\d+)", server_log.read_text()):
+            assert srv.poll() is None and time.monotonic() - t < 120, server_log.read_text()[-3000:]
+            time.sleep(0.25)
+        assert server.healthy(url) and f"Prefect UI on http://127.0.0.1:{port}" in server_log.read_text()
+        print(f"\nserver healthy in {time.monotonic() - t:.1f} s")
         t = time.monotonic()
         _cli([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
         print(f"tdw deploy: {time.monotonic() - t:.1f} s")
@@ -172,5 +183,13 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     finally:
         if worker is not None:
             _stop_group(worker)
-        server.stop(srv)
-    assert srv.poll() is not None
+        os.kill(srv.pid, signal.SIGINT)
+        try:
+            srv.wait(timeout=30)
+        finally:
+            if found := re.search(r"server pid (\d+)", server_log.read_text()):  # never leave it behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(int(found.group(1)), signal.SIGKILL)
+            _stop_group(srv)
+    assert srv.returncode == 0 and "Prefect server stopped." in server_log.read_text()
+    assert server.port_free("127.0.0.1", port)
