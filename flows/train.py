@@ -26,9 +26,12 @@ def _reporter(cfg: RunConfig):
     logger = get_run_logger()
     artifact = create_progress_artifact(0.0, description=f"training {cfg.run_id}")
     bar = Bar(f"train {cfg.run_id}") if sys.stderr.isatty() else None
-    last_log = [0.0]
+    last_log, shown = [0.0], [-1]
 
     def report(epoch: int, series: Series) -> None:
+        if epoch == shown[0]:
+            return
+        shown[0] = epoch
         done = (epoch + 1) / cfg.num_epochs
         update_progress_artifact(artifact, 100.0 * done)
         text = progress.describe(progress.snapshot(epoch, cfg.num_epochs, series))
@@ -57,8 +60,10 @@ def train_flow(config: dict, runs_dir: str | None = None, device: str | None = N
     def fan_out(epoch: int) -> None:
         futures.append(analyze_checkpoint.submit(root, cfg.run_id, epoch))
 
-    runs.train_run(root, cfg, device=device, on_checkpoint=fan_out if analyze else None,
-                   on_progress=_reporter(cfg), compile_mode=compile_mode)
+    report = _reporter(cfg)
+    series = runs.train_run(root, cfg, device=device, on_checkpoint=fan_out if analyze else None,
+                            on_progress=report, compile_mode=compile_mode)
+    report(cfg.num_epochs - 1, series)  # a run already trained reports nothing on its own
     for future in futures:
         future.result()
     return cfg.run_id
