@@ -1,7 +1,9 @@
 """Training speed: the original workbench's loop (TransformerLens forward over all 3
 positions, test loss every epoch, float64 loss) against the project's trainer as a canonical
 run uses it (fast forward, compiled, test split every 10 epochs), interleaved in one process on
-the same config and thread count. Prints ms/epoch (medians over rounds) and the ratio.
+the same config and thread count. Prints ms/epoch (medians over rounds) and the ratio. The
+baseline rounds run with glibc's default allocator settings, as the original loop did; the
+project rounds with the trainer's (``tasks.accel``).
 
     .venv/bin/python bench/train_speed.py [--p 113] [--rounds 7] [--epochs 10] [--threads 1]
                                           [--test-every 10] [--compile on|off]
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import data
+from tasks.accel import set_allocator
 from tasks.config import preset
 from tasks.model import build_model
 from tasks.training import make_optimizer, pick_device, train
@@ -28,6 +31,7 @@ def _sync(model) -> None:
 
 
 def baseline_epochs(cfg, model, opt, n: int) -> float:
+    set_allocator(False)  # the original loop ran with glibc's defaults
     dev = next(model.parameters()).device
     x, y = data.full_probe(cfg.p).to(dev), data.labels(cfg.p).to(dev)
     tr, te = (s.to(dev) for s in data.split(cfg.p, cfg.frac_train, cfg.data_seed))
@@ -45,6 +49,7 @@ def baseline_epochs(cfg, model, opt, n: int) -> float:
 
 
 def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
+    set_allocator(True)  # as the trainer sets it (tasks.accel.tune_allocator, once per process)
     run = cfg.replace(num_epochs=n + 1, checkpoint_epochs=(0,))
     _sync(model)
     t = time.perf_counter()
