@@ -146,6 +146,9 @@ def test_state_from_the_address_and_one_view_alone(smoke_run):
     assert single.view.panel.object is single.view.views["neuron_heatmap"].figure
     stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, single.view.neuron.value)
     np.testing.assert_array_equal(_image(single.view.views["neuron_heatmap"]), stored.astype(np.float32))
+    alone = App(root, run=cfg.run_id, epoch=epoch, view="attention").view  # a view of a later tab
+    np.testing.assert_allclose(alone.views["attention"].source.data["a"],
+                               data.epoch_slice(root, cfg.run_id, "attention_mean", epoch)[:, 0])
     odd = App(root, run=cfg.run_id, view="no_such_view")
     assert "No view named" in odd.view.panel.object
 
@@ -184,6 +187,10 @@ def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
     train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
     analyze_epoch(root, cfg.run_id, epochs[0])
     analyze_epoch(root, cfg.run_id, epochs[1])
+    from store.run_store import open_run
+
+    writer = open_run(root, cfg.run_id)  # as if the trainer were still at epoch 100
+    writer.group.attrs["trained_through"] = 100
     app = App(root)
     view = app.view
     view.epoch.value = epochs[0]
@@ -194,6 +201,13 @@ def test_live_run_gains_epochs_without_moving_the_current_one(tmp_path):
     assert view.epoch.options == epochs[:3] and view.epoch.value == epochs[0]
     assert view.player.options == epochs[:3] and view.player.value == epochs[0]
     assert len(checkpoints.data["x"]) == 3  # redrawn in place
+    series = writer.series()  # the trainer goes on: more epochs, new losses
+    series["train_loss"][:] = series["train_loss"] * 0.5
+    writer.write_series(series, 0, cfg.num_epochs)
+    app.refresh()
+    assert view.trained_through == cfg.num_epochs - 1 and f"**epochs** {cfg.num_epochs}/" in view.info.object
+    train = view.views["loss"].figure.renderers[0].data_source.data["y"]
+    np.testing.assert_allclose(train, np.maximum(series["train_loss"][~np.isnan(series["train_loss"])], 1e-12))
 
 
 def test_every_analysis_in_the_table_has_a_view(smoke_run):
@@ -254,7 +268,7 @@ def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run)
     assert not {"attention", "class_accuracy", "wl_spectrum"} & set(view.views)
     notes = [md.object for md in view.tabs[2].select(pn.pane.Markdown)]
     assert sum("not analysed" in note for note in notes) == 3  # a message in place of each view
-    assert "attention_mean" not in view.explore.select.options.values()
+    assert "attention_mean" not in view.explore.select.options.values()  # built when its tab opened
 
 
 def test_compare_overlays_one_curve_per_run(smoke_run, tmp_path):

@@ -86,7 +86,8 @@ class App:
             return
         self.controls[:] = self.view.controls()
         self.main[:] = [self.view.panel]
-        self._state(run=run_id)
+        state = {"epoch": self.view.epoch.value, "neuron": self.view.neuron.value} if self.view.epochs else {}
+        self._state(run=run_id, **state)
         self._export_options()
 
     def open_run(self, run_id: str) -> None:

@@ -51,14 +51,35 @@ def _fresh_for(seconds: float):
     return wrap
 
 
-@_fresh_for(1.0)
+_done: dict[tuple[str, str, str], set[int]] = {}
+
+
+def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None = None) -> list[int]:
+    """Checkpoint epochs (of ``among``, default all) with ``analysis``'s done record. A record is
+    written after its data and stays, so only the epochs not seen done before are read (one
+    chunk each): a finished run costs nothing on the periodic refresh."""
+    st = store(root, run_id)
+    if not st.has(f"{analysis}_done"):
+        return []
+    seen = _done.setdefault((root, run_id, analysis), set())
+    for epoch in [int(e) for e in st.epochs] if among is None else among:
+        if epoch not in seen and int(st.read(f"{analysis}_done", epoch)) != 0:
+            seen.add(epoch)
+    return sorted(seen if among is None else seen & set(among))
+
+
 def analysed_epochs(root: str, run_id: str) -> list[int]:
     """Checkpoint epochs whose every analysis has its done record."""
-    st = store(root, run_id)
-    mask = np.ones(len(st.epochs), dtype=bool)
+    epochs = None
     for name in ANALYSES:
-        mask &= st.done_mask(name)
-    return [int(e) for e in st.epochs[mask]]
+        epochs = done_epochs(root, run_id, name, epochs)
+    return epochs
+
+
+def trained_through(root: str, run_id: str) -> int:
+    """The last epoch whose training series are stored, read anew (the cached handle keeps
+    the root attributes it opened with; a live run's trainer updates them)."""
+    return int(open_run(root, run_id, mode="r").attrs.get("trained_through", -1))
 
 
 @_fresh_for(1.0)
@@ -119,6 +140,7 @@ def config(root: str, run_id: str) -> dict:
     return store(root, run_id).config
 
 
+@functools.lru_cache(maxsize=1024)
 def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
 
@@ -126,10 +148,10 @@ def describe(root: str, run_id: str, name: str) -> dict:
 def forget() -> None:
     """Drop cached handles (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (epoch_slice, neuron_maps, value_range, coord, analysed_epochs, series):
+    for cached in (epoch_slice, neuron_maps, value_range, coord, describe, series):
         cached.cache_clear()
-
-
+    _done.clear()
+    _measured.clear()
 
 def analysis_of(root: str, run_id: str, name: str) -> str | None:
     """The analysis that writes variable ``name`` (recorded in the store)."""
@@ -143,8 +165,18 @@ def measure(root: str, run_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     analysis = analysis_of(root, run_id, name) if st.has(name) else None
     if analysis is None:
         return np.array([], dtype=int), np.array([])
-    done = st.done_mask(analysis)
-    return st.epochs[done], np.asarray(st.read(name))[done]
+    done = done_epochs(root, run_id, analysis)
+    hit = _measured.get((root, run_id, name))
+    if hit is None or hit[0] != len(done):  # done epochs only grow: their count keys the read
+        keep = np.isin(st.epochs, done)
+        result = (st.epochs[keep], np.asarray(st.read(name))[keep])
+        for arr in result:
+            arr.setflags(write=False)
+        hit = _measured[(root, run_id, name)] = (len(done), result)
+    return hit[1]
+
+
+_measured: dict[tuple[str, str, str], tuple[int, tuple[np.ndarray, np.ndarray]]] = {}
 
 
 def key_frequencies(root: str, run_id: str) -> tuple[list[int] | None, dict]:
@@ -161,5 +193,5 @@ def has(root: str, run_id: str, *names: str) -> bool:
 
 
 __all__ = ["StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
-           "epoch_slice", "forget", "has", "key_frequencies", "measure", "neuron_maps",
-           "per_epoch_variables", "runs", "runs_root", "series", "store", "value_range"]
+           "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure", "neuron_maps",
+           "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through", "value_range"]

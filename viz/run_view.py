@@ -21,6 +21,11 @@ from viz.linked import CurveView, EpochSlider, EpochView
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
 WIDTH_WL = 420
+WEIGHTS = {  # the weights tab's views at the current epoch -> (title, the arrays they need)
+    "attention": ("Attention from '=' per head", structure.Attention.needs),
+    "class_accuracy": ("Accuracy per residue class", structure.ClassAccuracy.needs),
+    "wl_spectrum": ("W_L = W_out W_U Fourier spectrum per neuron", ("wl_freq_norm",)),
+}
 TOP = "top"
 LEGENDS = {"gini": "bottom_right", "progress_losses": "right", "weight_norms": "right"}
 TABS = {  # tab -> the views it shows (in the order laid out by _layout)
@@ -43,7 +48,7 @@ class RunView:
                  single: str | None = None, on_state: Callable[..., None] = lambda **_: None):
         self.root, self.run_id, self.single, self.on_state = root, run_id, single, on_state
         self.epochs = data.analysed_epochs(root, run_id)
-        self.trained_through = int(data.store(root, run_id).attrs.get("trained_through", -1))
+        self.trained_through = data.trained_through(root, run_id)
         cfg = data.config(root, run_id)
         options = self.epochs or [0]
         start = epoch if epoch in self.epochs else options[-1]
@@ -108,24 +113,15 @@ class RunView:
             curve(name, fn)
         v["specialised_share"] = CurveView("specialised_share", lambda: progress.specialised_share(
             root, run_id, self.threshold.value), on_tap=jump)
-        for cls in (structure.Attention, structure.ClassAccuracy):
-            if data.has(root, run_id, *cls.needs):
-                v[cls.name] = cls(root, run_id)
-        if data.has(root, run_id, "wl_freq_norm"):
-            v["wl_spectrum"] = neurons.NeuronFrequencies(
-                root, run_id, self.pick, "wl_freq_norm", "W_L = W_out W_U Fourier spectrum per neuron",
-                normalise=True, palette=tuple(reversed(Purples256)), width=WIDTH_WL, height=320)
-            v["wl_spectrum"].set_order(order, f"neuron ({neurons.ORDERS[0]})")
         for name, view in v.items():
             if isinstance(view, EpochView):
                 view.figure.name = name  # CurveViews name their figures when drawn
-        self.explore = Explore(root, run_id, epochs, jump, lambda: self.epoch.value)
+        self.explore: Explore | None = None  # the "Every analysis" tab, built when first opened
+        self.holders = {name: pn.Column() for name in WEIGHTS}  # the weights tab's, likewise
         self.neuron.value = first
         self._grid_options()
         self._set_grid(prefetch=False)
-        for view in (nf, v.get("wl_spectrum")):
-            if view is not None:
-                view.mark(first)
+        nf.mark(first)
         for name in self._visible():
             v[name].show(self.epoch.value)
         self._watch()
@@ -147,16 +143,16 @@ class RunView:
     def _layout(self) -> pn.viewable.Viewable:
         p = {name: view.pane() for name, view in self.views.items()}
         if self.single:
-            view = self.views.get(self.single) or self.explore.make(self.single)
+            if self.single in WEIGHTS:
+                self._build_weights()
+            view = self.views.get(self.single) or self._explore().make(self.single)
             if view is None:
                 return message(f"No view named `{self.single}` in run `{self.run_id}`.")
             self.views[self.single] = view
             view.show(self.epoch.value)
             return view.pane()
         self.key_text = pn.pane.Markdown(self._key_text(), width=860)
-        for name, what in (("attention", "Attention"), ("class_accuracy", "Accuracy per residue class"),
-                           ("wl_spectrum", "W_L spectrum per neuron")):
-            p.setdefault(name, pn.pane.Markdown(structure.absent(what), width=420))
+        p.update(self.holders)
         self.tabs = pn.Tabs(
             pn.Column(pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
                       pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"], name="Neurons and spectrum"),
@@ -165,11 +161,35 @@ class RunView:
             pn.Column(pn.Row(p["attention"], p["class_accuracy"]),
                       pn.Row(p["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"])),
                       name="Weights and attention"),
-            pn.Column(self.explore.panel, name="Every analysis"),
+            pn.Column(name="Every analysis"),
             dynamic=True,  # only the visible tab is rendered, and only its views are updated
         )
         self.tabs.param.watch(lambda _: self._show_tab(), "active")
         return self.tabs
+
+    def _build_weights(self) -> None:
+        """The weights tab's views at the current epoch, built when the tab is first opened (a
+        message in place of each one the store lacks)."""
+        root, run_id, nf = self.root, self.run_id, self.views["neuron_frequencies"]
+        for name, (what, needs) in WEIGHTS.items():
+            if not data.has(root, run_id, *needs):
+                self.holders[name].objects = [pn.pane.Markdown(structure.absent(what), width=420)]
+                continue
+            if name == "wl_spectrum":
+                view = neurons.NeuronFrequencies(root, run_id, self.pick, "wl_freq_norm", what, normalise=True,
+                                                 palette=tuple(reversed(Purples256)), width=WIDTH_WL, height=320)
+                view.set_order(nf.order, nf.figure.yaxis[0].axis_label)
+                view.mark(self.neuron.value)
+            else:
+                view = (structure.Attention if name == "attention" else structure.ClassAccuracy)(root, run_id)
+            view.figure.name = name
+            self.views[name] = view
+            self.holders[name].objects = [view.pane()]
+
+    def _explore(self) -> Explore:
+        if self.explore is None:
+            self.explore = Explore(self.root, self.run_id, self.epochs, self.jump, lambda: self.epoch.value)
+        return self.explore
 
     def controls(self) -> list:
         return [self.epoch, self.player, self.speed, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
@@ -183,7 +203,7 @@ class RunView:
         tabs = getattr(self, "tabs", None)
         tab = list(TABS)[tabs.active] if tabs is not None else list(TABS)[0]
         if tab == "Every analysis":
-            return ["explore"] if self.explore.view is not None else []
+            return ["explore"] if self.explore is not None and self.explore.view is not None else []
         return [name for name in TABS[tab] if name in self.views]
 
     def _view(self, name: str):
@@ -213,7 +233,11 @@ class RunView:
                 view.prefetch(nearest)
 
     def _show_tab(self) -> None:
+        if list(TABS)[self.tabs.active] == "Weights and attention" and not self.holders["attention"].objects:
+            self._build_weights()
         if list(TABS)[self.tabs.active] == "Every analysis":
+            if self.explore is None:
+                self.tabs[3].objects = [self._explore().panel]
             self.explore.ensure()
         with pn.io.hold():
             for name in self._visible():
@@ -315,9 +339,10 @@ class RunView:
     def refresh(self) -> bool:
         """Pick up new analysed epochs and series; the current epoch stays. True when the run
         had no analysed epoch before and has now (the caller swaps in the built panel)."""
-        epochs = data.analysed_epochs(self.root, self.run_id, fresh=True)
-        data.series(self.root, self.run_id, fresh=True)
-        trained = int(data.store(self.root, self.run_id).attrs.get("trained_through", -1))
+        epochs = data.analysed_epochs(self.root, self.run_id)
+        trained = data.trained_through(self.root, self.run_id)
+        if trained != self.trained_through:
+            data.series(self.root, self.run_id, fresh=True)
         grew = epochs != self.epochs and bool(epochs)
         first = grew and not self.epochs
         if grew:
@@ -331,7 +356,7 @@ class RunView:
                 self.panel = self._layout()
             else:
                 self.epoch.value = self.player.value = current
-                for view in (*self.views.values(), self.explore.view):
+                for view in (*self.views.values(), self.explore and self.explore.view):
                     if hasattr(view, "epochs"):
                         view.epochs = epochs
         if not first and (grew or trained != self.trained_through):
