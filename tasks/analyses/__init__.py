@@ -1,6 +1,7 @@
 """The analysis table: each analysis names its function, the hooks it reads and the variables
-it writes (with their dimensions). Adding an analysis = a pure function, a row here, a plot in
-``viz/plots.py`` and a test.
+it writes (with their dimensions). Adding an analysis = a pure function, a row here and a test;
+the viewer draws its variables by their dimensions on its "Every analysis" tab (a curated view
+in ``viz/`` is optional).
 
 An analysis's version hashes the source of its module and its parameters (and, for analyses
 that use them, the run's key frequencies); a changed analysis recomputes, unchanged ones are
