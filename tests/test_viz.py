@@ -361,3 +361,17 @@ def test_weights_and_attention_views_follow_the_slider(smoke_run):
     assert wl.shape == (cfg.model.d_mlp, (cfg.p - 1) // 2) and np.isclose(wl.max(axis=1), 1).all()
     assert not np.array_equal(wl, frames[first]["wl"])
     assert set(_legend(view.views["participation"].figure)) == {"W_E", "W_in", "W_out"}
+
+
+def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):
+    import shutil
+
+    from store import layout
+
+    root, cfg = smoke_run
+    broken = str(tmp_path / "broken")
+    shutil.copytree(layout.run_dir(root, cfg.run_id), layout.run_dir(broken, cfg.run_id))
+    with open(f"{layout.store_path(broken, cfg.run_id)}/zarr.json", "w") as f:
+        f.write("{ not json")
+    app = App(broken)
+    assert app.view is None and "cannot be shown yet" in app.main[0].object
