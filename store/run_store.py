@@ -259,7 +259,7 @@ def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: di
     ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. ``config.json`` is written last: a run
     exists once its config does, so a creation killed half-way leaves no run, and its
     leftover store is removed when the run is created again. Refuses to overwrite a run.
-    (Callers serialise creation per runs root: ``tasks.lock.creation_lock``.)
+    (Callers serialise creation per runs root: ``tasks.lock.layout_lock``.)
     """
     path = layout.store_path(root, run_id)
     if files.exists(layout.config_path(root, run_id)):

@@ -69,9 +69,10 @@ def training_pid(root: str, run_id: str) -> str | None:
 
 
 @contextlib.contextmanager
-def creation_lock(root: str) -> Iterator[None]:
-    """Serialise run creation under a runs root, so two processes starting the same new run
-    do not both create it (the second waits, then finds it made)."""
+def layout_lock(root: str) -> Iterator[None]:
+    """Serialise changes to the layout of runs under a runs root (creating a run, adding
+    arrays to a store), so two processes starting the same new run do not both create it or
+    the same array (the second waits, then finds it made). Held for milliseconds."""
     if files.is_url(root):
         yield
         return

@@ -18,7 +18,7 @@ from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
 from tasks import progress
-from tasks.lock import creation_lock, training_lock
+from tasks.lock import layout_lock, training_lock
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
@@ -56,13 +56,18 @@ def _dims(cfg: RunConfig) -> dict:
 def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     """Create the run, or reconcile ``cfg`` with the existing run of the same id: same extent
     resumes; a longer one extends (existing checkpoints kept); a shorter one is refused.
-    Creates every analysis variable before any fan-out. Returns the run's effective config."""
+    Creates every analysis variable before any fan-out. Returns the run's effective config.
+    Holds the runs root's layout lock throughout, so concurrent starts never race to create
+    the same run or the same arrays."""
+    with layout_lock(root):
+        return _prepare_run(root, cfg)
+
+
+def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     run_id = cfg.run_id
-    with creation_lock(root):
-        new = not files.exists(layout.config_path(root, run_id))
-        if new:
-            store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
-    if not new:
+    if not files.exists(layout.config_path(root, run_id)):
+        store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
+    else:
         old = load_config(root, run_id)
         store = open_run(root, run_id)
         if cfg.num_epochs < old.num_epochs:
@@ -272,7 +277,8 @@ def prepare_analysis(root: str, run_id: str) -> None:
     """Clean up after killed writers (stale ``*.partial`` chunk files) and create analysis
     variables an older store lacks (one writer, before any fan-out)."""
     remove_stale_partials(root, run_id)
-    open_run(root, run_id).ensure_variables(variables())
+    with layout_lock(root):  # another process may be adding the same arrays
+        open_run(root, run_id).ensure_variables(variables())
 
 
 def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> list[int] | None:
