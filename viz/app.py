@@ -77,8 +77,9 @@ class App:
                                     "`tdw run --preset quick`; it appears here.")]
             return
         try:
-            self.view = RunView(self.root, run_id, epoch, neuron, single=self.single, on_state=self._state)
-        except (data.StoreError, KeyError, OSError) as exc:
+            self.view = RunView(self.root, run_id, epoch, neuron, single=self.single, on_state=self._state,
+                                on_fault=self._fault)
+        except data.READ_ERRORS as exc:
             self.view = None
             self.controls[:] = []
             self._export_options()
@@ -89,6 +90,18 @@ class App:
         state = {"epoch": self.view.epoch.value, "neuron": self.view.neuron.value} if self.view.epochs else {}
         self._state(run=run_id, **state)
         self._export_options()
+
+    def _fault(self, exc: Exception, why: str | None = None) -> None:
+        """The shown run can no longer be read (deleted, or its store damaged while open): a
+        message in place of its views; the picker and the other pages keep working."""
+        run_id = self.view.run_id if self.view is not None else self.run_select.value
+        self.run_select.value = None  # so that picking any run, this one too, shows it
+        self.view = None
+        self.controls[:] = []
+        self._export_options()
+        data.forget()  # no stale handle or cached read survives (the run may be re-created)
+        self.main[:] = [message(why or f"Run `{run_id}` can no longer be read: {exc}. Pick another run, "
+                                "or this one again once its store is whole.")]
 
     def open_run(self, run_id: str) -> None:
         """Show ``run_id`` on the Run page (from the Train page's list)."""
@@ -130,8 +143,12 @@ class App:
     def refresh(self) -> None:
         runs = data.runs(self.root)
         if runs != list(self.run_select.options):
+            gone = self.run_select.value if self.run_select.value not in (None, *runs) else None
             self.run_select.options = runs
-            if self.run_select.value is None and runs:
+            if gone is not None:  # deleted or moved while shown: say so; any pick is then a change
+                self._fault(None, f"Run `{gone}` is no longer under `{self.root}` (deleted or moved). "
+                                  "Pick another run.")
+            elif self.run_select.value is None and runs:
                 self.run_select.value = runs[-1]
         if self.view is not None:
             try:
@@ -139,8 +156,8 @@ class App:
                     self.controls[:] = self.view.controls()
                     self.main[:] = [self.view.panel]
                     self._export_options()
-            except (data.StoreError, KeyError, OSError):
-                pass
+            except data.READ_ERRORS as exc:
+                self._fault(exc)
         for page in (getattr(self, "compare", None), getattr(self, "train", None)):
             if page is not None:
                 page.refresh()

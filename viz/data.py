@@ -13,6 +13,10 @@ from store import layout
 from store.run_store import RunStore, StoreError, list_runs, open_run
 
 ANALYSES = ("embedding_spectrum", "neuron_activations", "neuron_frequencies")
+# What reading a store that vanished or is damaged raises: the run's folder deleted (StoreError,
+# OSError), an array's metadata missing (KeyError), a chunk truncated (Zarr's codecs raise
+# RuntimeError or ValueError). The viewer shows these as a message in place.
+READ_ERRORS = (StoreError, KeyError, OSError, ValueError, RuntimeError)
 
 
 def runs_root() -> str:
@@ -192,6 +196,6 @@ def has(root: str, run_id: str, *names: str) -> bool:
     return all(st.has(name) for name in names)
 
 
-__all__ = ["StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
+__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
            "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure", "neuron_maps",
            "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through", "value_range"]

@@ -45,8 +45,10 @@ class RunView:
     """Every view of one run. ``on_state(epoch=..., neuron=...)`` hears the shareable state."""
 
     def __init__(self, root: str, run_id: str, epoch: int | None = None, neuron: int | None = None,
-                 single: str | None = None, on_state: Callable[..., None] = lambda **_: None):
+                 single: str | None = None, on_state: Callable[..., None] = lambda **_: None,
+                 on_fault: Callable[[Exception], None] | None = None):
         self.root, self.run_id, self.single, self.on_state = root, run_id, single, on_state
+        self.on_fault = on_fault
         self.epochs = data.analysed_epochs(root, run_id)
         self.trained_through = data.trained_through(root, run_id)
         cfg = data.config(root, run_id)
@@ -70,7 +72,7 @@ class RunView:
         self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.5, end=0.99,
                                                 step=0.01, value=0.85, width=300)
         self.info = pn.pane.Markdown(self._info(cfg), width=300)
-        self.keys = Keys(self.key)
+        self.keys = Keys(self._guard(self.key))
         self.views: dict[str, EpochView | CurveView] = {}
         self.stale: set[str] = set()  # curves to redraw when next shown (the run grew meanwhile)
         if not self.epochs:
@@ -127,18 +129,32 @@ class RunView:
         self._watch()
         self._prefetch(self.epoch.value)
 
+    def _guard(self, fn: Callable) -> Callable:
+        """``fn`` as a widget callback: when the store can no longer be read (the run deleted, a
+        chunk damaged) the error goes to ``on_fault`` (the app shows a message in place), not
+        into the server's callback as a traceback. Without ``on_fault`` it is raised."""
+        def call(*args):
+            try:
+                fn(*args)
+            except data.READ_ERRORS as exc:
+                if self.on_fault is None:
+                    raise
+                self.on_fault(exc)
+        return call
+
     def _watch(self) -> None:
-        self.epoch.param.watch(lambda e: self.step(e.new), "value")
+        g = self._guard
+        self.epoch.param.watch(g(lambda e: self.step(e.new)), "value")
         self.player.param.watch(lambda e: setattr(self.epoch, "value", e.new), "value")
         self.speed.param.watch(lambda e: setattr(self.player, "interval", e.new), "value")
-        self.neuron.param.watch(lambda e: self._show_neuron(e.new), "value")
-        self.prev_neuron.on_click(lambda _: self.walk_neuron(-1))
-        self.next_neuron.on_click(lambda _: self.walk_neuron(+1))
-        self.colour.param.watch(self._set_colour, "value")
-        self.grid_choice.param.watch(lambda _: self._set_grid(), "value")
-        self.grid_size.param.watch(lambda _: self._set_grid(), "value")
-        self.order_by.param.watch(lambda _: self._set_order(), "value")
-        self.threshold.param.watch(self._set_threshold, "value")
+        self.neuron.param.watch(g(lambda e: self._show_neuron(e.new)), "value")
+        self.prev_neuron.on_click(g(lambda _: self.walk_neuron(-1)))
+        self.next_neuron.on_click(g(lambda _: self.walk_neuron(+1)))
+        self.colour.param.watch(g(self._set_colour), "value")
+        self.grid_choice.param.watch(g(lambda _: self._set_grid()), "value")
+        self.grid_size.param.watch(g(lambda _: self._set_grid()), "value")
+        self.order_by.param.watch(g(lambda _: self._set_order()), "value")
+        self.threshold.param.watch(g(self._set_threshold), "value")
 
     def _layout(self) -> pn.viewable.Viewable:
         p = {name: view.pane() for name, view in self.views.items()}
@@ -164,7 +180,7 @@ class RunView:
             pn.Column(name="Every analysis"),
             dynamic=True,  # only the visible tab is rendered, and only its views are updated
         )
-        self.tabs.param.watch(lambda _: self._show_tab(), "active")
+        self.tabs.param.watch(self._guard(lambda _: self._show_tab()), "active")
         return self.tabs
 
     def _build_weights(self) -> None:
