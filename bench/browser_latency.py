@@ -8,6 +8,11 @@ later one), and the time to read one neuron's (a, b) map from the store, each ag
 from the viewer's issue. Each step goes to an epoch not shown before.
 
     .venv/bin/python bench/browser_latency.py --runs DIR [--run RUN_ID] [--steps 20]
+
+With ``--sessions N``, instead: N pages (one browser, one context each, so N server sessions)
+open the default page of the same run and scrub it at the same time, each step to an epoch not
+shown before; the median and p90 step latency (applied) per session are printed against one
+session alone measured in the same invocation, with their ratio.
 """
 
 from __future__ import annotations
@@ -104,6 +109,48 @@ def scrub(browser, url: str, steps: int, quiet_ms: float) -> tuple[float, list[f
     return load, applied, painted
 
 
+def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float) -> list[list[float]]:
+    """``sessions`` pages in their own contexts open ``url``, then step together: each round,
+    every page gets its key press at once and the round ends when every page has settled.
+    Returns each session's applied latencies (ms)."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1200}) for _ in range(sessions)]
+    pages = [c.new_page() for c in contexts]
+    for page in pages:
+        page.goto(url)
+    handles = []
+    for page in pages:
+        page.wait_for_selector(".noUi-handle", timeout=120_000)
+        page.wait_for_function("Bokeh.documents.length > 0 && Bokeh.documents.every(d => d.is_idle)",
+                               timeout=120_000, polling=50)
+    time.sleep(1.5)
+    for page in pages:
+        page.evaluate(HOOK)
+        handles.append(page.locator(".noUi-handle").first)
+        handles[-1].focus()
+    applied: list[list[float]] = [[] for _ in pages]
+    for _ in range(steps):
+        for page in pages:
+            page.evaluate("window.__patches = []; window.__painted = []")
+        for page in pages:  # the key presses go out back to back: the sessions step together
+            page.keyboard.press("ArrowLeft")
+        pending, deadline = set(range(sessions)), time.time() + 20
+        while pending and time.time() < deadline:
+            time.sleep(0.05)
+            for i in list(pending):
+                key, patches, now = pages[i].evaluate("[window.__key, window.__patches, performance.now()]")
+                if patches and now - max(patches) > quiet_ms:
+                    applied[i].append(max(patches) - key)
+                    pending.discard(i)
+    for c in contexts:
+        c.close()
+    return applied
+
+
+def _p90(values: list[float]) -> float:
+    v = sorted(values)
+    return v[int(0.9 * (len(v) - 1))]
+
+
 def read_time(root: str, run_id: str, n: int = 40) -> float:
     """Median ms to read one neuron's (a, b) map of one epoch from the store (uncached)."""
     sys.path.insert(0, str(APP.parent.parent))
@@ -130,6 +177,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--view", default="neuron_heatmap", help="the view measured alone")
     ap.add_argument("--quiet-ms", type=float, default=300, help="no patch for this long = settled")
+    ap.add_argument("--sessions", type=int, default=0,
+                    help="N concurrent sessions scrubbing the run, against one session alone")
     ap.add_argument("--app", default=str(APP), help=argparse.SUPPRESS)
     args = ap.parse_args()
     root = os.path.abspath(args.runs)
@@ -143,6 +192,27 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             base = f"http://127.0.0.1:{port}/app?run={run_id}"
+            if args.sessions:
+                scrub(browser, base, 0, args.quiet_ms)  # the server's first session (imports)
+                alone = concurrent(browser, base, 1, args.steps, args.quiet_ms)[0]
+                together = concurrent(browser, base, args.sessions, args.steps, args.quiet_ms)
+                browser.close()
+                print(f"run {run_id} under {root}; {args.steps} slider steps (ArrowLeft) per session, "
+                      f"default page, input -> last patch applied")
+                print(f"1 session alone: median {statistics.median(alone):4.0f} ms, p90 {_p90(alone):4.0f} ms")
+                for i, ms in enumerate(together):
+                    if not ms:
+                        print(f"session {i + 1}/{args.sessions}: no updates seen")
+                        continue
+                    print(f"session {i + 1}/{args.sessions}: median {statistics.median(ms):4.0f} ms, "
+                          f"p90 {_p90(ms):4.0f} ms ({len(ms)}/{args.steps} steps), "
+                          f"median ratio {statistics.median(ms) / statistics.median(alone):.2f}")
+                every = [m for ms in together for m in ms]
+                print(f"{args.sessions} sessions together: median {statistics.median(every):4.0f} ms, "
+                      f"p90 {_p90(every):4.0f} ms; ratio to one session: median "
+                      f"{statistics.median(every) / statistics.median(alone):.2f}, p90 {_p90(every) / _p90(alone):.2f} "
+                      f"(goal 2.00)")
+                return
             cold = scrub(browser, base, 0, args.quiet_ms)[0]  # the server's first session
             for name, url in (("default", base), ("single", f"{base}&view={args.view}")):
                 results[name] = scrub(browser, url, args.steps, args.quiet_ms)

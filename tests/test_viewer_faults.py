@@ -171,6 +171,12 @@ def test_a_500_checkpoint_run_opens_within_the_budget(tmp_path):
     np.testing.assert_array_equal(np.asarray(heat.source.data["image"][0]), data.epoch_slice(
         root, run_id, "neuron_activations", view.epochs[-1], view.neuron.value).astype(np.float32))
     assert opened <= OPEN_BUDGET_S, f"opening a 500-checkpoint run took {opened:.2f} s"
+    from viz.linked import _prefetcher
+    from viz.run_view import PREFETCH
+
+    _prefetcher.submit(lambda: None).result(timeout=60)  # the background reads are done
+    read = data.epoch_slice.cache_info().currsize  # 3 views of the first tab read by epoch
+    assert 3 * PREFETCH <= read < 4 * (PREFETCH + 1), read  # the nearest epochs only, not all 500
     t = time.perf_counter()
     view.epoch.value = view.epochs[250]  # a step in the middle stays quick too
     assert time.perf_counter() - t < 1.0

@@ -61,14 +61,17 @@ _done: dict[tuple[str, str, str], set[int]] = {}
 def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None = None) -> list[int]:
     """Checkpoint epochs (of ``among``, default all) with ``analysis``'s done record. A record is
     written after its data and stays, so only the epochs not seen done before are read (one
-    chunk each): a finished run costs nothing on the periodic refresh."""
+    chunk each, or the whole record at once when many): a finished run costs nothing on the
+    periodic refresh."""
     st = store(root, run_id)
     if not st.has(f"{analysis}_done"):
         return []
     seen = _done.setdefault((root, run_id, analysis), set())
-    for epoch in [int(e) for e in st.epochs] if among is None else among:
-        if epoch not in seen and int(st.read(f"{analysis}_done", epoch)) != 0:
-            seen.add(epoch)
+    todo = [e for e in ([int(e) for e in st.epochs] if among is None else among) if e not in seen]
+    if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
+        seen.update(int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0)
+    else:
+        seen.update(e for e in todo if int(st.read(f"{analysis}_done", e)) != 0)
     return sorted(seen if among is None else seen & set(among))
 
 

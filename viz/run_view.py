@@ -20,6 +20,7 @@ from viz.linked import CurveView, EpochSlider, EpochView
 
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
+PREFETCH = 64  # epochs read ahead around the current one, nearest first
 WIDTH_WL = 420
 WEIGHTS = {  # the weights tab's views at the current epoch -> (title, the arrays they need)
     "attention": ("Attention from '=' per head", structure.Attention.needs),
@@ -240,9 +241,11 @@ class RunView:
         self._prefetch(epoch)
 
     def _prefetch(self, epoch: int) -> None:
-        """Read every analysed epoch of the visible views in the background, nearest first: the
-        next steps of a scrub, a click or the player find them cached."""
-        nearest = sorted(self.epochs, key=lambda e: abs(e - epoch))[1:]
+        """Read the ``PREFETCH`` analysed epochs nearest to ``epoch`` (every one on a shorter run)
+        of the visible views in the background, nearest first: the next steps of a scrub, a click
+        or the player find them cached. Bounded, so that a long run's session does not keep the
+        server reading for seconds (each step moves the window along)."""
+        nearest = sorted(self.epochs, key=lambda e: abs(e - epoch))[1:PREFETCH + 1]
         for name in self._visible():
             view = self._view(name)
             if isinstance(view, EpochView):
