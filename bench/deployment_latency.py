@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,16 +46,6 @@ def worker(env: dict, log: Path, once: bool) -> subprocess.Popen:
     with open(log, "ab") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def wait_final(client, flow_run_id: str, timeout: float = 300):
@@ -154,7 +143,7 @@ def main() -> None:
                 screenshot(client, f"http://127.0.0.1:{port}", run, args.screenshot)
     finally:
         if long_worker is not None:
-            stop(long_worker)
+            server.stop(long_worker)
         server.stop(srv)
 
 

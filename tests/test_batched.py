@@ -2,7 +2,6 @@
 trainings: same initialisation, same per-run losses and weights to float32 rounding."""
 
 import pytest
-import torch
 
 from tasks.batched import BatchedRuns
 from tasks.config import ConfigError, preset

@@ -102,16 +102,6 @@ def _cli(args: list[str], env: dict, timeout: float = 180) -> str:
     return out.stdout
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.mark.slow
 def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     from prefect.client.orchestration import get_client
@@ -182,7 +172,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
         assert pending_epochs(str(runs), cfg.run_id) == []
     finally:
         if worker is not None:
-            _stop_group(worker)
+            server.stop(worker)
         os.kill(srv.pid, signal.SIGINT)
         try:
             srv.wait(timeout=30)
@@ -190,6 +180,6 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
             if found := re.search(r"server pid (\d+)", server_log.read_text()):  # never leave it behind
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(int(found.group(1)), signal.SIGKILL)
-            _stop_group(srv)
+            server.stop(srv)
     assert srv.returncode == 0 and "Prefect server stopped." in server_log.read_text()
     assert server.port_free("127.0.0.1", port)
