@@ -72,21 +72,20 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_two_processes_starting_the_same_new_run_do_not_corrupt_it(tmp_path):
-    straight, racing = str(tmp_path / "straight"), str(tmp_path / "racing")
-    reference = _spawn(TRAIN, straight, 150)
-    procs = [_spawn(TRAIN, racing, 150) for _ in range(2)]
+def test_two_processes_starting_the_same_new_run_do_not_corrupt_it(smoke_run, tmp_path):
+    straight, cfg = smoke_run  # the same config, trained alone (one thread: the same bits)
+    racing = str(tmp_path / "racing")
+    procs = [_spawn(TRAIN, racing, cfg.num_epochs) for _ in range(2)]
     outcomes = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
-    assert reference.communicate(timeout=300) and reference.returncode == 0
     assert any(rc == 0 for _, _, rc in outcomes)
     for out, err, rc in outcomes:
         assert rc == 0 or "RunBusy" in err, err  # finished, or refused while the other trained
-    (run_id,) = layout.list_run_ids(racing)
-    for epoch in open_run(straight, run_id).epochs:
-        a, _ = ckpt.read_checkpoint(layout.checkpoint_path(straight, run_id, epoch))
-        b, _ = ckpt.read_checkpoint(layout.checkpoint_path(racing, run_id, epoch))
+    assert layout.list_run_ids(racing) == [cfg.run_id]
+    for epoch in cfg.checkpoint_epochs:
+        a, _ = ckpt.read_checkpoint(layout.checkpoint_path(straight, cfg.run_id, epoch))
+        b, _ = ckpt.read_checkpoint(layout.checkpoint_path(racing, cfg.run_id, epoch))
         assert all(torch.equal(a[k], b[k]) for k in a), epoch
-    sa, sb = open_run(straight, run_id).series(), open_run(racing, run_id).series()
+    sa, sb = open_run(straight, cfg.run_id).series(), open_run(racing, cfg.run_id).series()
     for name in sa:
         np.testing.assert_array_equal(sa[name], sb[name])
 
