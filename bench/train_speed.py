@@ -2,8 +2,10 @@
 positions, test loss every epoch, float64 loss) against the project's trainer as a canonical
 run uses it (fast forward, compiled, test split every 10 epochs), interleaved in one process on
 the same config and thread count. Prints ms/epoch (medians over rounds) and the ratio. The
-baseline rounds run with glibc's default allocator settings, as the original loop did; the
-project rounds with the trainer's (``tasks.accel``).
+trainer's allocator setting (``tasks.accel.tune_allocator``) is process-wide, so the baseline
+rounds run with it too: a conservative ratio (glibc cannot be put back to its adaptive
+defaults in-process; pinning its thresholds instead made the baseline 1.6x slower, an unfair
+comparison). In a fresh process, without it, the baseline measured 546-554 ms/epoch.
 
     .venv/bin/python bench/train_speed.py [--p 113] [--rounds 7] [--epochs 10] [--threads 1]
                                           [--test-every 10] [--compile on|off]
@@ -19,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from tasks import data
-from tasks.accel import set_allocator
 from tasks.config import preset
 from tasks.model import build_model
 from tasks.training import make_optimizer, pick_device, train
@@ -31,7 +32,6 @@ def _sync(model) -> None:
 
 
 def baseline_epochs(cfg, model, opt, n: int) -> float:
-    set_allocator(False)  # the original loop ran with glibc's defaults
     dev = next(model.parameters()).device
     x, y = data.full_probe(cfg.p).to(dev), data.labels(cfg.p).to(dev)
     tr, te = (s.to(dev) for s in data.split(cfg.p, cfg.frac_train, cfg.data_seed))
@@ -49,7 +49,6 @@ def baseline_epochs(cfg, model, opt, n: int) -> float:
 
 
 def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
-    set_allocator(True)  # as the trainer sets it (tasks.accel.tune_allocator, once per process)
     run = cfg.replace(num_epochs=n + 1, checkpoint_epochs=(0,))
     _sync(model)
     t = time.perf_counter()
