@@ -186,40 +186,33 @@ def _writable(root: str) -> None:
         raise Usage(f"runs root {root} is not writable ({exc.strerror or exc})") from None
 
 
-def _not_training(root: str, run_id: str) -> None:
-    from tasks.lock import training_pid
-
-    pid = training_pid(root, run_id)
-    if pid:
-        raise Usage(f"run {run_id} is being trained by another process (pid {pid}); wait for it "
-                    "or stop it, then run the same command to resume")
-
-
 def cmd_run(args) -> int:
     from flows.pipeline import pipeline
+    from tasks.lock import refuse_if_training
 
     cfg = _config(args)  # bad input fails here, with one line, before Prefect starts
     _check_device(args.device)
-    _writable(_root(args))
-    _not_training(_root(args), cfg.run_id)
+    _writable(args.root)
+    refuse_if_training(args.root, cfg.run_id)
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
                       runs_dir=args.runs, device=args.device, threads=args.threads,
                       scheduler=args.scheduler, compile_mode=args.compile_mode)
-    print(f"run {run_id} trained and analysed under {_root(args)}")
+    print(f"run {run_id} trained and analysed under {args.root}")
     return 0
 
 
 def cmd_train(args) -> int:
     from flows.train import train_flow
+    from tasks.lock import refuse_if_training
 
     cfg = _config(args)
     _check_device(args.device)
-    _writable(_root(args))
-    _not_training(_root(args), cfg.run_id)
-    run_id = train_flow(cfg.to_dict(), _root(args), device=args.device, analyze=False, threads=args.threads,
+    _writable(args.root)
+    refuse_if_training(args.root, cfg.run_id)
+    run_id = train_flow(cfg.to_dict(), args.root, device=args.device, analyze=False, threads=args.threads,
                         compile_mode=args.compile_mode)
-    print(f"run {run_id} trained under {_root(args)}; analyse it with: tdw analyze {run_id}")
+    print(f"run {run_id} trained under {args.root}; analyse it with: tdw analyze {run_id}")
     return 0
 
 
@@ -230,8 +223,8 @@ def cmd_sweep(args) -> int:
                 lrs=args.lrs, wds=args.wds)
     configs = grid(args.preset, args.epochs, **axes)  # bad input fails here, before Prefect starts
     _check_device(args.device)
-    _writable(_root(args))
-    print(f"sweep of {len(configs)} run(s) under {_root(args)}", flush=True)
+    _writable(args.root)
+    print(f"sweep of {len(configs)} run(s) under {args.root}", flush=True)
     try:
         run_ids = sweep_flow(args.preset, epochs=args.epochs, runs_dir=args.runs, device=args.device,
                              concurrency=args.concurrency, compile_mode=args.compile_mode, **axes)
@@ -247,8 +240,8 @@ def cmd_analyze(args) -> int:
     from flows.analyze import analyze
     from tasks.runs import load_config
 
-    _check_checkpoints(_root(args), load_config(_root(args), args.run_id))  # one clear line
-    epochs = analyze(args.run_id, _root(args), threads=args.threads, scheduler=args.scheduler)
+    _check_checkpoints(args.root, load_config(args.root, args.run_id))  # one clear line
+    epochs = analyze(args.run_id, args.root, threads=args.threads, scheduler=args.scheduler)
     print(f"analysed {len(epochs)} checkpoint(s) of {args.run_id}")
     return 0
 
@@ -269,7 +262,7 @@ def cmd_runs(args) -> int:
     from tasks.runs import run_status
     from store.layout import list_run_ids
 
-    root = _root(args)
+    root = args.root
     ids = list_run_ids(root)
     if not ids:
         print(f"no runs under {root}")
@@ -292,7 +285,7 @@ def cmd_report(args) -> int:
     from tasks.runs import load_config
     from viz import report
 
-    root = _root(args)
+    root = args.root
     load_config(root, args.run_id)  # unknown id -> one clear line
     default = f"report-{args.run_id}.html" if is_url(root) else os.path.join(run_dir(root, args.run_id), "report.html")
     out = args.out or default
@@ -304,7 +297,7 @@ def cmd_report(args) -> int:
 def cmd_serve(args) -> int:
     from store.layout import absolute
 
-    env = {**os.environ, "TDW_RUNS": absolute(_root(args))}
+    env = {**os.environ, "TDW_RUNS": absolute(args.root)}
     hosts = [f"{h}:{args.port}" for h in {args.address, "127.0.0.1", "localhost"}]
     cmd = [sys.executable, "-m", "panel", "serve", str(APP), "--address", args.address,
            "--port", str(args.port), *[f"--allow-websocket-origin={h}" for h in hosts]]
@@ -327,10 +320,11 @@ def _root(args) -> str:
 
 
 def _check_device(device: str | None) -> None:
+    from tasks.runs import ENV_DEVICE
     from tasks.training import pick_device
 
     try:
-        pick_device(device or os.environ.get("TDW_DEVICE"))
+        pick_device(device or os.environ.get(ENV_DEVICE))
     except (ValueError, RuntimeError) as exc:
         raise Usage(str(exc).splitlines()[0])
 
@@ -352,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if hasattr(args, "runs"):
-            _root(args)
+            args.root = _root(args)  # resolved and checked once (for a URL: one request)
         return COMMANDS[args.command](args)
     except (Usage, ConfigError, LayoutError, RunError, RunBusy, StorageError, server.PortInUse,
             deploy.DeployError) as exc:

@@ -33,11 +33,16 @@ def grokking_epoch(test_acc: np.ndarray, threshold: float = 0.95) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+def final_values(series: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each series' last measured value (NaN where none was measured)."""
+    return {k: float(v[~np.isnan(v)][-1]) if (~np.isnan(v)).any() else float("nan") for k, v in series.items()}
+
+
 def summary_markdown(root: str, run_id: str) -> str:
     status = run_status(root, run_id)
     store = open_run(root, run_id, mode="r")
     series, keys = store.series(), store.key_frequencies()
-    last = {k: v[~np.isnan(v)][-1] if (~np.isnan(v)).any() else float("nan") for k, v in series.items()}
+    last = final_values(series)
     grok = grokking_epoch(series["test_acc"])
     return "\n".join([
         f"# Run `{run_id}`", "",

@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import os
 
-import numpy as np
 import torch
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -24,7 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from flows.pipeline import grokking_epoch
+from flows.pipeline import final_values, grokking_epoch
 from flows.terminal import Bar
 from store.layout import runs_root
 from store.run_store import open_run
@@ -75,9 +74,7 @@ def train_and_analyze_run(root: str, run_id: str, config: dict, device: str | No
     cfg = runs.prepare_run(root, RunConfig.from_dict(config))
     assert cfg.run_id == run_id, (cfg.run_id, run_id)
     runs.train_run(root, cfg, device=device, compile_mode=compile_mode)  # writes its progress file
-    runs.prepare_analysis(root, cfg.run_id)
-    runs.choose_key_frequencies(root, cfg.run_id)
-    for epoch in runs.pending_epochs(root, cfg.run_id):
+    for epoch in runs.analysis_to_do(root, cfg.run_id):
         runs.analyze_epoch(root, cfg.run_id, epoch)
     return summary_row(root, cfg.run_id)
 
@@ -89,7 +86,7 @@ def summary_row(root: str, run_id: str) -> dict:
     cfg = runs.load_config(root, run_id)
     store = open_run(root, run_id, mode="r")
     series = store.series()
-    last = {k: float(v[~np.isnan(v)][-1]) if (~np.isnan(v)).any() else float("nan") for k, v in series.items()}
+    last = final_values(series)
     return {
         "run_id": run_id, "p": cfg.p, "seed": cfg.seed, "data_seed": cfg.data_seed,
         "frac_train": cfg.frac_train, "lr": cfg.lr, "weight_decay": cfg.weight_decay,

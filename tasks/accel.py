@@ -28,26 +28,16 @@ COMPILE_MODES = ("auto", "on", "off")
 COMPILE_MIN_EPOCHS = 5_000  # below this on CPU, compiling costs more time than it saves
 
 
-GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
-
-
-def set_allocator(keep_mapped: bool) -> bool:
-    """``True``: keep freed memory mapped (glibc only), so a step's big temporaries are not
-    page-faulted back in on every step; ``False``: glibc's defaults (for a faithful baseline).
-    Returns whether it applied."""
+@functools.cache
+def tune_allocator() -> bool:
+    """Keep freed memory mapped (glibc only), so a step's big temporaries are not page-faulted
+    back in on every step; once per process (the trainer calls it). Returns whether it applied."""
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError, TypeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    mmap, trim = (1 << 30, (1 << 31) - 1) if keep_mapped else (GLIBC_DEFAULT_THRESHOLD,) * 2
-    return bool(mallopt(m_mmap_threshold, mmap)) and bool(mallopt(m_trim_threshold, trim))
-
-
-@functools.cache
-def tune_allocator() -> bool:
-    """:func:`set_allocator` ``(True)``, once per process (the trainer calls it)."""
-    return set_allocator(True)
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, (1 << 31) - 1))
 
 
 def should_compile(cfg: RunConfig, device: torch.device, mode: str = "auto") -> bool:

@@ -158,8 +158,9 @@ def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
     return int(meta["epoch"])
 
 
-def checkpoint_metadata(path: str) -> dict:
-    """The header of a checkpoint: ``{"epoch": int, "config": RunConfig, ...}`` (reads no tensors)."""
-    _, meta = _open(path, with_tensors=False)
+def checkpoint_metadata(path: str, verify: bool = False) -> dict:
+    """The header of a checkpoint: ``{"epoch": int, "config": RunConfig, ...}``; reads no
+    tensors unless ``verify`` (then all of them, checked against their checksum)."""
+    _, meta = read_checkpoint(path) if verify else _open(path, with_tensors=False)
     return {"epoch": int(meta["epoch"]), "run_id": meta["run_id"],
             "config": RunConfig.from_dict(json.loads(meta["config"]))}

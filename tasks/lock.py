@@ -39,8 +39,7 @@ def training_lock(root: str, run_id: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunBusy(f"run {run_id} is being trained by another process (pid {_holder(fd)}); "
-                          "wait for it to finish or stop it, then run the same command to resume") from None
+            raise _busy(run_id, fd) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
@@ -48,22 +47,23 @@ def training_lock(root: str, run_id: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _holder(fd: int) -> str:
-    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+def _busy(run_id: str, fd: int) -> RunBusy:
+    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    return RunBusy(f"run {run_id} is being trained by another process (pid {holder}); "
+                   "wait for it to finish or stop it, then run the same command to resume")
 
 
-def training_pid(root: str, run_id: str) -> str | None:
-    """The pid holding the run's training lock, or None when nobody trains it (a check for
-    friendly refusals before starting a flow; the lock itself is what guarantees)."""
+def refuse_if_training(root: str, run_id: str) -> None:
+    """Raise :class:`RunBusy` now if another process trains the run: a friendly refusal before
+    a flow starts (the lock taken by ``train_run`` is what guarantees)."""
     path = lock_path(root, run_id)
     if files.is_url(root) or not os.path.exists(path):
-        return None
+        return
     fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
     except BlockingIOError:
-        return _holder(fd)
+        raise _busy(run_id, fd) from None
     finally:
         os.close(fd)
 

@@ -112,9 +112,7 @@ def checkpoint_problem(root: str, cfg: RunConfig, epoch: int, verify: bool = Fal
     if not files.isfile(path):
         return "missing"
     try:
-        meta = ckpt.checkpoint_metadata(path)
-        if verify:
-            ckpt.read_checkpoint(path)
+        meta = ckpt.checkpoint_metadata(path, verify)
     except ckpt.CheckpointError as exc:
         return str(exc)
     if meta["run_id"] != cfg.run_id or meta["epoch"] != epoch:
@@ -220,6 +218,7 @@ def train_run(
         for e in cfg.checkpoint_epochs:
             if e < start:
                 on_checkpoint(e)
+
     def report(epoch: int, series: Series) -> None:
         progress.write(root, cfg.run_id, epoch, cfg.num_epochs, series)
         if on_progress:
@@ -295,6 +294,15 @@ def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> li
     if store.key_frequencies() != keys:
         store.write_key_frequencies(keys, rule=KEY_RULE, threshold=threshold, from_epoch=final)
     return keys
+
+
+def analysis_to_do(root: str, run_id: str) -> list[int]:
+    """Before a fan-out: create any missing analysis arrays, choose the key frequencies from the
+    final checkpoint (the analyses that use them need them first), and list the checkpoints
+    with work left."""
+    prepare_analysis(root, run_id)
+    choose_key_frequencies(root, run_id)
+    return pending_epochs(root, run_id)
 
 
 def pending_epochs(root: str, run_id: str) -> list[int]:

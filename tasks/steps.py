@@ -26,11 +26,8 @@ def analyze_checkpoint(root: str, run_id: str, epoch: int) -> list[str]:
 
 @task(name="find-pending", cache_policy=NO_CACHE)
 def pending_epochs(root: str, run_id: str) -> list[int]:
-    """Create any missing analysis arrays, choose the key frequencies from the final checkpoint
-    (the analyses that use them need them first), and list the checkpoints with work left."""
-    runs.prepare_analysis(root, run_id)
-    runs.choose_key_frequencies(root, run_id)
-    return runs.pending_epochs(root, run_id)
+    """``tasks.runs.analysis_to_do``: arrays and key frequencies ready, the epochs left."""
+    return runs.analysis_to_do(root, run_id)
 
 
 @task(name="consolidate", cache_policy=NO_CACHE)

@@ -57,15 +57,20 @@ def test_header_check_detects_truncation_without_loading_tensors(tmp_path):
         ckpt.checkpoint_metadata(path)
 
 
+def _flip_bit(path: str, from_end: int) -> None:
+    """Flip one bit of the byte ``from_end`` bytes before the end of the file."""
+    with open(path, "r+b") as f:
+        f.seek(-from_end, os.SEEK_END)
+        byte = f.read(1)[0]
+        f.seek(-from_end, os.SEEK_END)
+        f.write(bytes([byte ^ 0x10]))
+
+
 def test_a_flipped_bit_is_caught_by_the_checksum(tmp_path):
     cfg = preset("smoke")
     path = str(tmp_path / "epoch_00000.safetensors")
     ckpt.save_checkpoint(path, build_model(cfg), cfg, 0)
-    with open(path, "r+b") as f:
-        f.seek(-100, os.SEEK_END)  # inside the tensor data, past the header
-        byte = f.read(1)
-        f.seek(-100, os.SEEK_END)
-        f.write(bytes([byte[0] ^ 0x10]))
+    _flip_bit(path, 100)  # inside the tensor data, past the header
     assert ckpt.checkpoint_metadata(path)["epoch"] == 0  # the header alone cannot tell
     with pytest.raises(ckpt.CheckpointError, match="epoch_00000.safetensors is corrupt"):
         ckpt.read_checkpoint(path)
@@ -81,11 +86,7 @@ def test_damaged_checkpoints_are_named_and_recomputed_identically(tmp_path):
     path = {e: layout.checkpoint_path(root, cfg.run_id, e) for e in cfg.checkpoint_epochs}
     original = {e: {k: v.clone() for k, v in ckpt.read_checkpoint(p)[0].items()} for e, p in path.items()}
     state_mtime = os.path.getmtime(layout.train_state_path(root, cfg.run_id))
-    with open(path[25], "r+b") as f:  # a flipped bit
-        f.seek(-64, os.SEEK_END)
-        b = f.read(1)
-        f.seek(-64, os.SEEK_END)
-        f.write(bytes([b[0] ^ 1]))
+    _flip_bit(path[25], 64)
     with open(path[50], "r+b") as f:  # truncated
         f.truncate(os.path.getsize(path[50]) // 2)
     os.remove(path[100])  # missing

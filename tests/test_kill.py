@@ -8,12 +8,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import torch
 
 from store import layout
-from store.run_store import open_run
+from tests.same_run import assert_same_run
 from tasks import checkpoints as ckpt
 
 TRAIN = """
@@ -80,16 +78,6 @@ def test_sigkill_at_random_moments_resumes_bit_identically(tmp_path):
     _train(killed)
     assert kills >= 5
     (run_id,) = layout.list_run_ids(straight)
-    cfg_epochs = open_run(straight, run_id).epochs
-    for epoch in cfg_epochs:
-        a, _ = ckpt.read_checkpoint(layout.checkpoint_path(straight, run_id, int(epoch)))
-        b, _ = ckpt.read_checkpoint(layout.checkpoint_path(killed, run_id, int(epoch)))
-        assert all(torch.equal(a[k], b[k]) for k in a), epoch
-    sa, sb = open_run(straight, run_id).series(), open_run(killed, run_id).series()
-    for name in sa:
-        np.testing.assert_array_equal(sa[name], sb[name])
-    sa_state, _ = ckpt.read_checkpoint(layout.train_state_path(straight, run_id))
-    sb_state, _ = ckpt.read_checkpoint(layout.train_state_path(killed, run_id))
-    assert all(torch.equal(sa_state[k], sb_state[k]) for k in sa_state)
+    assert_same_run(straight, killed, run_id, with_state=True)
     leftovers = [f for d, _, fs in os.walk(os.path.join(killed, run_id)) for f in fs if f.endswith(".partial")]
     assert leftovers == []

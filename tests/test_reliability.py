@@ -16,8 +16,8 @@ import torch
 
 from flows.cli import main
 from store import layout
+from tests.same_run import assert_same_run
 from store.run_store import open_run
-from tasks import checkpoints as ckpt
 from tasks import progress
 from tasks.analyses import ANALYSES
 from tasks.config import preset
@@ -81,13 +81,7 @@ def test_two_processes_starting_the_same_new_run_do_not_corrupt_it(smoke_run, tm
     for out, err, rc in outcomes:
         assert rc == 0 or "RunBusy" in err, err  # finished, or refused while the other trained
     assert layout.list_run_ids(racing) == [cfg.run_id]
-    for epoch in cfg.checkpoint_epochs:
-        a, _ = ckpt.read_checkpoint(layout.checkpoint_path(straight, cfg.run_id, epoch))
-        b, _ = ckpt.read_checkpoint(layout.checkpoint_path(racing, cfg.run_id, epoch))
-        assert all(torch.equal(a[k], b[k]) for k in a), epoch
-    sa, sb = open_run(straight, cfg.run_id).series(), open_run(racing, cfg.run_id).series()
-    for name in sa:
-        np.testing.assert_array_equal(sa[name], sb[name])
+    assert_same_run(straight, racing, cfg.run_id)
 
 
 @pytest.fixture(scope="module")

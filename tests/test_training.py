@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from store import layout
+from tests.same_run import assert_same_run
 from store.run_store import open_run
-from tasks import checkpoints as ckpt
 from tasks.config import preset
 from tasks.model import build_model
 from tasks.runs import RunError, prepare_run, train_run
@@ -63,13 +63,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
         train_run(resumed, cfg, device="cpu", on_checkpoint=stop_after_40)
     train_run(resumed, cfg, device="cpu")
 
-    for epoch in cfg.checkpoint_epochs:
-        a, _ = ckpt.read_checkpoint(layout.checkpoint_path(straight, cfg.run_id, epoch))
-        b, _ = ckpt.read_checkpoint(layout.checkpoint_path(resumed, cfg.run_id, epoch))
-        assert all(torch.equal(a[k], b[k]) for k in a), epoch
-    sa, sb = open_run(straight, cfg.run_id).series(), open_run(resumed, cfg.run_id).series()
-    for name in sa:
-        np.testing.assert_array_equal(sa[name], sb[name])
+    assert_same_run(straight, resumed, cfg.run_id)
 
 
 def test_extend_keeps_checkpoints_and_refuses_shortening(tmp_path):
