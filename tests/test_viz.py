@@ -375,3 +375,27 @@ def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):
         f.write("{ not json")
     app = App(broken)
     assert app.view is None and "cannot be shown yet" in app.main[0].object
+
+
+def test_images_are_coloured_as_bokehs_colour_mapper_would():
+    """The images travel as colours (``generic.to_rgba``): palette entry floor((v - low) /
+    (high - low) * n), clipped, NaN white, packed as image_rgba's bytes R, G, B, A."""
+    palette = ["#000000", "#ff0000", "#00ff00", "#0000ff"]
+    values = np.array([[0.0, 0.24, 0.25, 0.5], [0.74, 0.75, 1.0, np.nan], [-5.0, 7.0, 0.99, 0.0]])
+    rgba = generic.to_rgba(values, 0.0, 1.0, palette)
+    black, red, green, blue, white = 0xFF000000, 0xFF0000FF, 0xFF00FF00, 0xFFFF0000, 0xFFFFFFFF
+    assert rgba.dtype == np.uint32 and rgba.shape == values.shape
+    assert rgba.tolist() == [[black, black, red, green], [green, blue, blue, white], [black, blue, blue, black]]
+    assert (generic.to_rgba(np.full((2, 2), 3.0), 3.0, 3.0, palette) == black).all()  # a flat image: no NaN
+
+
+def test_every_image_view_draws_the_colours_of_its_values(smoke_run):
+    root, cfg = smoke_run
+    view = App(root).view
+    for name in ("neuron_heatmap", "neuron_grid", "neuron_frequencies"):
+        v = view.views[name]
+        values, rgba = _image(v), np.asarray(v.source.data["rgba"][0])
+        assert rgba.shape == values.shape, name
+        low, high, palette = (v.mapper.low, v.mapper.high, v.mapper.palette) if hasattr(v, "mapper") \
+            else (0.0, 1.0, v.palette)
+        np.testing.assert_array_equal(rgba, generic.to_rgba(values, low, high, palette), err_msg=name)

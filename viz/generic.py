@@ -11,6 +11,7 @@ viewer:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import holoviews as hv
@@ -23,6 +24,7 @@ from viz import data
 from viz.linked import TOOLS, EpochView
 
 SMALL = 12
+NAN_RGBA = np.uint32(0xFFFFFFFF)  # white
 COLOUR_MODES = ("this epoch", "fixed over training", "symmetric about 0")
 DIVERGING = list(reversed(RdBu11))  # negative blue, zero white, positive red
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
@@ -74,6 +76,27 @@ def update_mapper(mapper: LinearColorMapper, low: float, high: float, palette) -
         mapper.palette = palette
 
 
+@functools.lru_cache(maxsize=16)
+def _lut(palette: tuple[str, ...]) -> np.ndarray:
+    """``#rrggbb`` colours as the uint32 an ``image_rgba`` glyph reads (bytes R, G, B, A)."""
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in palette], dtype=np.uint32)
+    return rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | np.uint32(255) << 24
+
+
+def to_rgba(values: np.ndarray, low: float, high: float, palette) -> np.ndarray:
+    """``values`` (ny, nx) coloured as Bokeh's ``LinearColorMapper`` colours them (palette
+    entry ⌊(v - low) / (high - low) · n⌋, clipped to the palette; NaN white), packed as the
+    uint32 RGBA an ``image_rgba`` glyph draws. The images are coloured here, in one numpy pass,
+    instead of pixel by pixel in the browser on every step (~40 ms of a browser's step on the
+    p = 113 neuron views)."""
+    lut = _lut(tuple(palette))
+    scale = len(lut) / (high - low) if high > low else 0.0
+    with np.errstate(invalid="ignore"):
+        index = np.clip(np.nan_to_num((np.asarray(values, dtype=np.float64) - low) * scale, nan=0.0),
+                        0, len(lut) - 1).astype(np.intp)
+    return np.where(np.isnan(values), NAN_RGBA, lut[index]).astype(np.uint32)
+
+
 class Bars(EpochView):
     """``(epoch, X)``: bars over the labels of X at the current epoch."""
 
@@ -120,11 +143,13 @@ class Heatmap(EpochView):
         self.idim, (self.ydim, self.xdim) = (dims[0] if len(dims) == 3 else None), dims[-2:]
         sizes = data.store(root, run_id).sizes()
         ny, nx = sizes[self.ydim], sizes[self.xdim]
-        self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)]})
-        self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")
+        # "image": the values (hover, export); "rgba": their colours, drawn (see ``to_rgba``)
+        self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)],
+                                        "rgba": [np.zeros((ny, nx), dtype=np.uint32)]})
+        self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")  # the colour bar's
         fig = figure(frame_width=width, frame_height=height, tools=TOOLS, toolbar_location="above",
                      x_range=Range1d(-0.5, nx - 0.5), y_range=Range1d(-0.5, ny - 0.5), title=self._title())
-        fig.image(image="image", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source, color_mapper=self.mapper)
+        fig.image_rgba(image="rgba", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
         fig.add_tools(HoverTool(tooltips=[(self.xdim, "$x{0}"), (self.ydim, "$y{0}"), ("value", "@image{0.000}")]))
         fig.xaxis.axis_label, fig.yaxis.axis_label = self.xdim, self.ydim
@@ -152,8 +177,9 @@ class Heatmap(EpochView):
 
     def draw(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame, dtype=np.float32)
-        self.source.data.update(image=[frame])
-        update_mapper(self.mapper, **self.colour_range(frame))
+        colours = self.colour_range(frame)
+        self.source.data.update(image=[frame], rgba=[to_rgba(frame, **colours)])
+        update_mapper(self.mapper, **colours)
 
     def colour_range(self, frame: np.ndarray) -> dict:
         if self.mode == COLOUR_MODES[0]:

@@ -41,6 +41,8 @@ class EpochSlider(pn.widgets.DiscreteSlider):
       instead (the index it holds formatted as the epoch), which moves no layout."""
 
     def _update_options(self, *events):
+        if len(self._composite) == 1:  # options changed: the superclass swaps the slider at index 1
+            self._composite.objects = [self._text, *self._composite]
         super()._update_options(*events)
         slider = self._slider  # rebuilt by the superclass whenever the options change
         slider._debounce = 0
