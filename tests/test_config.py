@@ -58,7 +58,7 @@ def test_json_round_trip():
 
 def test_preset_overrides_and_unknown_preset():
     c = preset("quick", p=113, num_epochs=1000, d_mlp=256)
-    assert (c.p, c.num_epochs, c.model.d_mlp, c.lr) == (113, 1000, 256, 3e-3)
+    assert (c.p, c.num_epochs, c.model.d_mlp, c.lr) == (113, 1000, 256, 6e-3)
     assert c.checkpoint_epochs[-1] == 999
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
