@@ -34,10 +34,12 @@ PLOTS = """() => {
     let sum = 0;
     for (const r of m.renderers) {
       const src = r.data_source; if (!src) continue;
-      for (const key of ["image", "value", "y"]) {
+      for (const key of ["image", "rgba", "value", "y"]) {  // rgba: an image sent as its colours
         if (!(key in src.data)) continue;
-        let arr = src.data[key]; if (key === "image") arr = arr[0];
-        for (let i = 0; i < arr.length; i++) { const v = Number(arr[i]); if (v === v) sum += v * ((i % 7) + 1); }
+        let arr = src.data[key]; if (key === "image" || key === "rgba") arr = arr[0];
+        for (let i = 0; i < arr.length; i++) {
+          const v = key === "rgba" ? arr[i] & 0xffffff : Number(arr[i]); if (v === v) sum += v * ((i % 7) + 1);
+        }
       }
     }
     const marks = m.center.filter(c => c.dimension === "height" && c.level === "overlay").map(c => c.location);

@@ -86,9 +86,9 @@ def _lut(palette: tuple[str, ...]) -> np.ndarray:
 def to_rgba(values: np.ndarray, low: float, high: float, palette) -> np.ndarray:
     """``values`` (ny, nx) coloured as Bokeh's ``LinearColorMapper`` colours them (palette
     entry ⌊(v - low) / (high - low) · n⌋, clipped to the palette; NaN white), packed as the
-    uint32 RGBA an ``image_rgba`` glyph draws. The images are coloured here, in one numpy pass,
-    instead of pixel by pixel in the browser on every step (~40 ms of a browser's step on the
-    p = 113 neuron views)."""
+    uint32 RGBA an ``image_rgba`` glyph draws: for an image big enough that colouring it pixel
+    by pixel in the browser on every step costs more than sending its colours (the neuron
+    grid: 229k pixels at p = 113, ~35 ms of a browser's step)."""
     lut = _lut(tuple(palette))
     scale = len(lut) / (high - low) if high > low else 0.0
     with np.errstate(invalid="ignore"):
@@ -143,13 +143,11 @@ class Heatmap(EpochView):
         self.idim, (self.ydim, self.xdim) = (dims[0] if len(dims) == 3 else None), dims[-2:]
         sizes = data.store(root, run_id).sizes()
         ny, nx = sizes[self.ydim], sizes[self.xdim]
-        # "image": the values (hover, export); "rgba": their colours, drawn (see ``to_rgba``)
-        self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)],
-                                        "rgba": [np.zeros((ny, nx), dtype=np.uint32)]})
-        self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")  # the colour bar's
+        self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)]})
+        self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")
         fig = figure(frame_width=width, frame_height=height, tools=TOOLS, toolbar_location="above",
                      x_range=Range1d(-0.5, nx - 0.5), y_range=Range1d(-0.5, ny - 0.5), title=self._title())
-        fig.image_rgba(image="rgba", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source)
+        fig.image(image="image", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source, color_mapper=self.mapper)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
         fig.add_tools(HoverTool(tooltips=[(self.xdim, "$x{0}"), (self.ydim, "$y{0}"), ("value", "@image{0.000}")]))
         fig.xaxis.axis_label, fig.yaxis.axis_label = self.xdim, self.ydim
@@ -177,9 +175,8 @@ class Heatmap(EpochView):
 
     def draw(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame, dtype=np.float32)
-        colours = self.colour_range(frame)
-        self.source.data.update(image=[frame], rgba=[to_rgba(frame, **colours)])
-        update_mapper(self.mapper, **colours)
+        self.source.data.update(image=[frame])
+        update_mapper(self.mapper, **self.colour_range(frame))
 
     def colour_range(self, frame: np.ndarray) -> dict:
         if self.mode == COLOUR_MODES[0]:

@@ -73,7 +73,10 @@ def mosaic(maps: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
 
 class NeuronGrid(EpochView):
     """Several neurons' (a, b) maps as one image with one shared colour range; a click on a
-    tile calls ``on_pick(neuron)``."""
+    tile calls ``on_pick(neuron)``, hover names the tile's neuron. The image travels as its
+    colours alone (``viz.generic.to_rgba``; the values stay here, ``image``): the biggest
+    image of the page, a quarter of a megapixel at p = 113, so neither its values nor the
+    browser's colouring of them weigh on every step."""
 
     name = "neuron_grid"
 
@@ -84,16 +87,14 @@ class NeuronGrid(EpochView):
         self.gap = max(1, self.p // 12)
         self.neurons: tuple[int, ...] = ()
         self._ids: tuple[int, ...] | None = None
-        # "image": the values (hover); "rgba": their colours, drawn (``viz.generic.to_rgba``)
-        self.source = ColumnDataSource({"image": [np.zeros((1, 1), np.float32)], "rgba": [np.zeros((1, 1), np.uint32)],
-                                        "neuron": [np.zeros((1, 1), np.int32)]})
+        self.image = np.zeros((1, 1), np.float32)  # the values drawn last, tiled as ``mosaic`` tiles them
+        self.source = ColumnDataSource({"rgba": [np.zeros((1, 1), np.uint32)], "neuron": [np.zeros((1, 1), np.int32)]})
         self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1, nan_color="white")  # the colour bar's
         fig = figure(frame_width=size, frame_height=size, tools=TOOLS, toolbar_location="above",
                      x_range=Range1d(0, 1), y_range=Range1d(0, 1))
         self.glyph = fig.image_rgba(image="rgba", x=0, y=0, dw=1, dh=1, source=self.source)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
-        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("activation", "@image{0.000}")],
-                                renderers=[self.glyph]))
+        fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron")], renderers=[self.glyph]))
         fig.axis.visible = False
         fig.grid.visible = False
         fig.on_event(Tap, self._tap)
@@ -122,9 +123,9 @@ class NeuronGrid(EpochView):
         return data.neuron_maps(self.root, self.run_id, epoch, self.neurons)
 
     def draw(self, maps: np.ndarray) -> None:
-        image, tile = mosaic(maps, self.gap)
-        colours = self._range(image)
-        columns = {"image": [image], "rgba": [to_rgba(image, **colours)]}
+        self.image, tile = mosaic(maps, self.gap)
+        colours = self._range(self.image)
+        columns = {"rgba": [to_rgba(self.image, **colours)]}
         if self._ids != self.neurons:  # the hover's neuron ids travel only when the neurons change
             columns["neuron"] = [np.where(tile >= 0, np.asarray(self.neurons + (-1,), dtype=np.int32)[tile], -1)]
             self._ids = self.neurons
@@ -177,13 +178,12 @@ class NeuronFrequencies(EpochView):
         self.order = np.arange(n)
         self._ids_sent = False
         self.source = ColumnDataSource({"image": [np.zeros((n, len(freqs)), np.float32)],
-                                        "rgba": [np.zeros((n, len(freqs)), np.uint32)],
                                         "neuron": [np.zeros((n, len(freqs)), np.int32)]})
-        mapper = LinearColorMapper(palette=list(palette), low=0, high=1)  # the colour bar's: values 0 .. 1
+        mapper = LinearColorMapper(palette=list(palette), low=0, high=1)
         k0 = float(freqs[0]) - 0.5
         fig = figure(width=width, height=height, tools=TOOLS, toolbar_location="above",
                      x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5), title=title)
-        glyph = fig.image_rgba(image="rgba", x=k0, y=-0.5, dw=len(freqs), dh=n, source=self.source)
+        glyph = fig.image(image="image", x=k0, y=-0.5, dw=len(freqs), dh=n, source=self.source, color_mapper=mapper)
         fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=3), "right")
         value = "relative norm" if normalise else "fraction"
         fig.add_tools(HoverTool(tooltips=[("neuron", "@neuron"), ("frequency k", "$x{0}"), (value, "@image{0.000}")],
@@ -215,7 +215,7 @@ class NeuronFrequencies(EpochView):
         rows = np.asarray(values[self.order], dtype=np.float32)
         if self.normalise:
             rows = rows / np.maximum(rows.max(axis=1, keepdims=True), 1e-12)
-        columns = {"image": [rows], "rgba": [to_rgba(rows, 0.0, 1.0, self.palette)]}
+        columns = {"image": [rows]}
         if not self._ids_sent:  # the hover's neuron ids travel only when the order changes
             columns["neuron"] = [np.ascontiguousarray(np.broadcast_to(self.order[:, None].astype(np.int32), rows.shape))]
             self._ids_sent = True
