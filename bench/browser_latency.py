@@ -59,11 +59,11 @@ def serve(root: str, app: Path) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(app), "--address", "127.0.0.1",
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(app), "--warm", "--address", "127.0.0.1",
                              "--port", str(port), f"--allow-websocket-origin=127.0.0.1:{port}"],
                             env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
+    for _ in range(200):  # as `tdw serve` does it: --warm runs the app once before the port opens
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return proc, port
@@ -109,10 +109,13 @@ def scrub(browser, url: str, steps: int, quiet_ms: float) -> tuple[float, list[f
     return load, applied, painted
 
 
-def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float) -> list[list[float]]:
+def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float,
+               server_pid: int | None = None) -> tuple[list[list[float]], tuple[float, float]]:
     """``sessions`` pages in their own contexts open ``url``, then step together: each round,
     every page gets its key press at once and the round ends when every page has settled.
-    Returns each session's applied latencies (ms)."""
+    Returns each session's applied latencies (ms), and the CPU seconds the viewer server
+    (``server_pid``) and everything else of this benchmark (browsers, this script) used
+    while stepping."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1200}) for _ in range(sessions)]
     pages = [c.new_page() for c in contexts]
     for page in pages:
@@ -128,6 +131,7 @@ def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float) ->
         handles.append(page.locator(".noUi-handle").first)
         handles[-1].focus()
     applied: list[list[float]] = [[] for _ in pages]
+    server0, all0 = _tree_cpu_s(server_pid) if server_pid else 0.0, _tree_cpu_s(os.getpid())
     for _ in range(steps):
         for page in pages:
             page.evaluate("window.__patches = []; window.__painted = []")
@@ -141,9 +145,32 @@ def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float) ->
                 if patches and now - max(patches) > quiet_ms:
                     applied[i].append(max(patches) - key)
                     pending.discard(i)
+    server = (_tree_cpu_s(server_pid) - server0) if server_pid else 0.0
+    rest = _tree_cpu_s(os.getpid()) - all0 - server
     for c in contexts:
         c.close()
-    return applied
+    return applied, (server, rest)
+
+
+def _tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``root_pid`` and its living descendants."""
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, total = {root_pid}, 0.0
+    for pid in sorted(parent):  # parents before children (pids grow), good enough for a tree
+        if pid in tree or parent[pid] in tree:
+            tree.add(pid)
+            total += cpu.get(pid, 0.0)
+    return total
 
 
 def _p90(values: list[float]) -> float:
@@ -194,8 +221,8 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}/app?run={run_id}"
             if args.sessions:
                 scrub(browser, base, 0, args.quiet_ms)  # the server's first session (imports)
-                alone = concurrent(browser, base, 1, args.steps, args.quiet_ms)[0]
-                together = concurrent(browser, base, args.sessions, args.steps, args.quiet_ms)
+                (alone,), cpu_alone = concurrent(browser, base, 1, args.steps, args.quiet_ms, proc.pid)
+                together, cpu = concurrent(browser, base, args.sessions, args.steps, args.quiet_ms, proc.pid)
                 browser.close()
                 print(f"run {run_id} under {root}; {args.steps} slider steps (ArrowLeft) per session, "
                       f"default page, input -> last patch applied")
@@ -212,6 +239,10 @@ def main() -> None:
                       f"p90 {_p90(every):4.0f} ms; ratio to one session: median "
                       f"{statistics.median(every) / statistics.median(alone):.2f}, p90 {_p90(every) / _p90(alone):.2f} "
                       f"(goal 2.00)")
+                for label, (server, rest), n in (("1 session alone", cpu_alone, args.steps),
+                                                 (f"{args.sessions} sessions", cpu, args.sessions * args.steps)):
+                    print(f"CPU per session-step while stepping, {label}: viewer server {server / n * 1e3:.0f} ms, "
+                          f"browsers and this script {rest / n * 1e3:.0f} ms ({os.cpu_count()} cores for both)")
                 return
             cold = scrub(browser, base, 0, args.quiet_ms)[0]  # the server's first session
             for name, url in (("default", base), ("single", f"{base}&view={args.view}")):

@@ -88,7 +88,7 @@ def server(runs):
     root = runs[0]
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(APP), "--address", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "panel", "serve", str(APP), "--warm", "--address", "127.0.0.1", "--port", str(port),
          f"--allow-websocket-origin=127.0.0.1:{port}"],
         env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)

@@ -399,3 +399,14 @@ def test_the_neuron_grid_draws_the_colours_of_its_values(smoke_run):
         rgba, m = np.asarray(grid.source.data["rgba"][0]), grid.mapper
         assert "image" not in grid.source.data  # the values stay on the server
         np.testing.assert_array_equal(rgba, generic.to_rgba(grid.image, m.low, m.high, m.palette), err_msg=mode)
+
+
+def test_a_warm_up_run_of_the_app_leaves_no_refresh_running(smoke_run, monkeypatch):
+    """`tdw serve` runs the app once at start-up (``panel serve --warm``), outside any session:
+    that run must not start the periodic refresh, which would then poll the store forever."""
+    import panel as pn
+
+    started = []
+    monkeypatch.setattr(pn.state, "add_periodic_callback", lambda *a, **k: started.append(a))
+    App(smoke_run[0]).servable()
+    assert started == []

@@ -163,7 +163,9 @@ class App:
                 page.refresh()
 
     def servable(self) -> pn.viewable.Viewable:
-        pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # a session (not `panel serve --warm`'s run)
+            pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
         return self.layout.servable(title="Training Dynamics Workbench")
 
 
