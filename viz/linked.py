@@ -105,7 +105,7 @@ class CurveView:
         self.name, self.element, self.on_tap = name, element, on_tap
         self.marker = Span(location=0, **MARKER)
         self.figure = None  # rendered when first shown (a hidden tab costs nothing)
-        self._pane = pn.pane.Bokeh(None, name=name)
+        self._pane: pn.pane.Bokeh | None = None  # made when first laid out, likewise
 
     def _render(self, marker: Span):
         fig = curves.render(self.element())
@@ -118,7 +118,9 @@ class CurveView:
     def show(self, epoch: int) -> None:
         self.marker.location = epoch
         if self.figure is None:
-            self.figure = self._pane.object = self._render(self.marker)
+            self.figure = self._render(self.marker)
+            if self._pane is not None:
+                self._pane.object = self.figure
 
     def standalone(self, epoch: int):
         """A fresh figure of this view with the marker at ``epoch``, for a standalone file."""
@@ -137,7 +139,8 @@ class CurveView:
         new = [r for r in fresh.renderers if isinstance(r, GlyphRenderer)]
         if [type(r.glyph) for r in old] != [type(r.glyph) for r in new]:
             self.figure, self.marker = fresh, marker
-            self._pane.object = fresh
+            if self._pane is not None:
+                self._pane.object = fresh
             return
         for o, n in zip(old, new):
             o.data_source.data = dict(n.data_source.data)
@@ -147,4 +150,6 @@ class CurveView:
                 o.update(start=n.start, end=n.end)
 
     def pane(self) -> pn.pane.Bokeh:
+        if self._pane is None:
+            self._pane = pn.pane.Bokeh(self.figure, name=self.name)
         return self._pane

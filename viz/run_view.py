@@ -158,7 +158,6 @@ class RunView:
         self.threshold.param.watch(g(self._set_threshold), "value")
 
     def _layout(self) -> pn.viewable.Viewable:
-        p = {name: view.pane() for name, view in self.views.items()}
         if self.single:
             if self.single in WEIGHTS:
                 self._build_weights()
@@ -169,20 +168,29 @@ class RunView:
             view.show(self.epoch.value)
             return view.pane()
         self.key_text = pn.pane.Markdown(self._key_text(), width=860)
-        p.update(self.holders)
-        self.tabs = pn.Tabs(
-            pn.Column(pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
-                      pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"], name="Neurons and spectrum"),
-            pn.Column(self.key_text, pn.Row(p["progress_losses"], p["periodicity"]), pn.Row(p["gini"], p["weight_norm"]),
-                      p["specialised_share"], name="Progress measures"),
-            pn.Column(pn.Row(p["attention"], p["class_accuracy"]),
-                      pn.Row(p["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"])),
-                      name="Weights and attention"),
-            pn.Column(name="Every analysis"),
-            dynamic=True,  # only the visible tab is rendered, and only its views are updated
-        )
+        # only the visible tab is rendered, and only its views are updated; the other tabs'
+        # contents are made when first opened (a page load builds one tab's)
+        self.tabs = pn.Tabs(*(pn.Column(name=name) for name in TABS), dynamic=True)
+        self._fill_tab(0)
         self.tabs.param.watch(self._guard(lambda _: self._show_tab()), "active")
         return self.tabs
+
+    def _fill_tab(self, i: int) -> None:
+        """Lay out tab ``i`` the first time it is shown ("Every analysis": see ``_show_tab``)."""
+        if self.tabs[i].objects or i == 3:
+            return
+        p = {name: self.views[name].pane() for name in TABS[list(TABS)[i]] if name in self.views}
+        p.update(self.holders)
+        if i == 0:
+            rows = [pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
+                    pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"]]
+        elif i == 1:
+            rows = [self.key_text, pn.Row(p["progress_losses"], p["periodicity"]), pn.Row(p["gini"], p["weight_norm"]),
+                    p["specialised_share"]]
+        else:
+            rows = [pn.Row(p["attention"], p["class_accuracy"]),
+                    pn.Row(p["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"]))]
+        self.tabs[i].objects = rows
 
     def _build_weights(self) -> None:
         """The weights tab's views at the current epoch, built when the tab is first opened (a
@@ -252,6 +260,7 @@ class RunView:
                 view.prefetch(nearest)
 
     def _show_tab(self) -> None:
+        self._fill_tab(self.tabs.active)
         if list(TABS)[self.tabs.active] == "Weights and attention" and not self.holders["attention"].objects:
             self._build_weights()
         if list(TABS)[self.tabs.active] == "Every analysis":
