@@ -3,8 +3,8 @@ Playwright, step the epoch slider N times and measure, in the page, from the key
 ``keydown`` event's time) to the last document patch from the server that it caused
 ("applied"), and to the first animation frame after that patch ("painted"). Prints median and
 p90 for the default page (every linked view of the first tab) and for one view alone
-(``?view=neuron_heatmap``), the page load to interactive (the server's first session, then a
-later one), and the time to read one neuron's (a, b) map from the store, each against the goal
+(``?view=neuron_heatmap``), the page load to interactive (the server's first session, then the
+median of ``--loads`` later ones), and the time to read one neuron's (a, b) map from the store, each against the goal
 from the viewer's issue. Each step goes to an epoch not shown before.
 
     .venv/bin/python bench/browser_latency.py --runs DIR [--run RUN_ID] [--steps 20]
@@ -204,6 +204,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--view", default="neuron_heatmap", help="the view measured alone")
     ap.add_argument("--quiet-ms", type=float, default=300, help="no patch for this long = settled")
+    ap.add_argument("--loads", type=int, default=5, help="page loads timed per page (median)")
     ap.add_argument("--sessions", type=int, default=0,
                     help="N concurrent sessions scrubbing the run, against one session alone")
     ap.add_argument("--app", default=str(APP), help=argparse.SUPPRESS)
@@ -245,8 +246,11 @@ def main() -> None:
                           f"browsers and this script {rest / n * 1e3:.0f} ms ({os.cpu_count()} cores for both)")
                 return
             cold = scrub(browser, base, 0, args.quiet_ms)[0]  # the server's first session
+            loads = {}
             for name, url in (("default", base), ("single", f"{base}&view={args.view}")):
                 results[name] = scrub(browser, url, args.steps, args.quiet_ms)
+                loads[name] = [results[name][0]] + [scrub(browser, url, 0, args.quiet_ms)[0]
+                                                    for _ in range(args.loads - 1)]
             browser.close()
     finally:
         proc.terminate()
@@ -261,9 +265,9 @@ def main() -> None:
             continue
         print(f"{label:34} {_quantiles(applied):30} {_quantiles(painted):26} "
               f"{GOALS[name]:.0f} ms (ratio {statistics.median(applied) / GOALS[name]:.2f})")
-    print(f"page load to interactive (every plot drawn): {results['default'][0]:.2f} s default page, "
-          f"{results['single'][0]:.2f} s one view (goal {GOALS['load']:.0f} s); "
-          f"{cold:.2f} s for the server's first session (imports, cold reads)")
+    spread = {k: f"median {statistics.median(v):.2f} s ({min(v):.2f}-{max(v):.2f})" for k, v in loads.items()}
+    print(f"page load to interactive (every plot drawn), {args.loads} loads each: default page {spread['default']}, "
+          f"one view {spread['single']} (goal {GOALS['load']:.0f} s); {cold:.2f} s for the server's first session")
     print(f"read one neuron's (a, b) map: median {read_ms:.2f} ms (goal {GOALS['read']:.0f} ms)")
 
 
