@@ -300,7 +300,7 @@ def cmd_serve(args) -> int:
     env = {**os.environ, "TDW_RUNS": absolute(args.root)}
     hosts = [f"{h}:{args.port}" for h in {args.address, "127.0.0.1", "localhost"}]
     # --warm: the app runs once at start-up (imports, the latest run's first reads), so the first
-    # page opens as fast as the later ones (measured: 8.2 s -> ~4 s at p = 113)
+    # page opens about as fast as the later ones (measured: 8.2 s -> ~5 s at p = 113)
     cmd = [sys.executable, "-m", "panel", "serve", str(APP), "--warm", "--address", args.address,
            "--port", str(args.port), *[f"--allow-websocket-origin={h}" for h in hosts]]
     if args.show:
