@@ -377,36 +377,3 @@ def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):
     app = App(broken)
     assert app.view is None and "cannot be shown yet" in app.main[0].object
 
-
-def test_images_are_coloured_as_bokehs_colour_mapper_would():
-    """The images travel as colours (``generic.to_rgba``): palette entry floor((v - low) /
-    (high - low) * n), clipped, NaN white, packed as image_rgba's bytes R, G, B, A."""
-    palette = ["#000000", "#ff0000", "#00ff00", "#0000ff"]
-    values = np.array([[0.0, 0.24, 0.25, 0.5], [0.74, 0.75, 1.0, np.nan], [-5.0, 7.0, 0.99, 0.0]])
-    rgba = generic.to_rgba(values, 0.0, 1.0, palette)
-    black, red, green, blue, white = 0xFF000000, 0xFF0000FF, 0xFF00FF00, 0xFFFF0000, 0xFFFFFFFF
-    assert rgba.dtype == np.uint32 and rgba.shape == values.shape
-    assert rgba.tolist() == [[black, black, red, green], [green, blue, blue, white], [black, blue, blue, black]]
-    assert (generic.to_rgba(np.full((2, 2), 3.0), 3.0, 3.0, palette) == black).all()  # a flat image: no NaN
-
-
-def test_the_neuron_grid_draws_the_colours_of_its_values(smoke_run):
-    root, cfg = smoke_run
-    view = App(root).view
-    grid = view.views["neuron_grid"]
-    for mode in COLOUR_MODES:
-        view.colour.value = mode
-        rgba, m = np.asarray(grid.source.data["rgba"][0]), grid.mapper
-        assert "image" not in grid.source.data  # the values stay on the server
-        np.testing.assert_array_equal(rgba, generic.to_rgba(grid.image, m.low, m.high, m.palette), err_msg=mode)
-
-
-def test_a_warm_up_run_of_the_app_leaves_no_refresh_running(smoke_run, monkeypatch):
-    """`tdw serve` runs the app once at start-up (``panel serve --warm``), outside any session:
-    that run must not start the periodic refresh, which would then poll the store forever."""
-    import panel as pn
-
-    started = []
-    monkeypatch.setattr(pn.state, "add_periodic_callback", lambda *a, **k: started.append(a))
-    App(smoke_run[0]).servable()
-    assert started == []

@@ -176,10 +176,11 @@ class RunView:
         return self.tabs
 
     def _fill_tab(self, i: int) -> None:
-        """Lay out tab ``i`` the first time it is shown ("Every analysis": see ``_show_tab``)."""
-        if self.tabs[i].objects or i == 3:
+        """Lay out tab ``i`` when first shown (``_show_tab`` lays out "Every analysis")."""
+        names = TABS[list(TABS)[i]]
+        if self.tabs[i].objects or not names:
             return
-        p = {name: self.views[name].pane() for name in TABS[list(TABS)[i]] if name in self.views}
+        p = {name: self.views[name].pane() for name in names if name in self.views}
         p.update(self.holders)
         if i == 0:
             rows = [pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
