@@ -4,8 +4,8 @@ Playwright, step the epoch slider N times and measure, in the page, from the key
 ("applied"), and to the first animation frame after that patch ("painted"). Prints median and
 p90 for the default page (every linked view of the first tab) and for one view alone
 (``?view=neuron_heatmap``), the page load to interactive (the server's first session, then the
-median of ``--loads`` later ones), and the time to read one neuron's (a, b) map from the store, each against the goal
-from the viewer's issue. Each step goes to an epoch not shown before.
+median of ``--loads`` later ones), and the time to read one neuron's (a, b) map from the store,
+each against the goal from the viewer's issue. Each step goes to an epoch not shown before.
 
     .venv/bin/python bench/browser_latency.py --runs DIR [--run RUN_ID] [--steps 20]
 
