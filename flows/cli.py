@@ -12,7 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from flows import deploy, server
+# before Prefect is imported: its server's telemetry would write to the temporary server's
+# database while a flow starts ("database is locked" tracebacks); set it to "true" to opt in
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from flows import deploy, server  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
 

@@ -18,7 +18,7 @@ from tasks import data
 from tasks.config import ConfigError, RunConfig
 from tasks.fast import FastForward, applies, forward_at_eq
 from tasks.model import build_model
-from tasks.training import loss_and_accuracy
+from tasks.training import adamw, loss_and_accuracy
 
 
 def _check_batchable(cfgs: list[RunConfig]) -> None:
@@ -44,8 +44,7 @@ class BatchedRuns:
         self.weights = [torch.nn.Parameter(torch.stack([w[i].detach() for w in per_run]))
                         for i in range(len(per_run[0]))]
         self.shape = FastForward(models[0], cfg).shape
-        self.optimizer = torch.optim.AdamW(self.weights, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                           betas=cfg.betas)
+        self.optimizer = adamw(self.weights, cfg)
         probe, targets = data.full_probe(cfg.p).to(device), data.labels(cfg.p).to(device)
         splits = [data.split(cfg.p, cfg.frac_train, c.data_seed) for c in cfgs]
         self.x = {name: torch.stack([probe[s[i].to(device)][:, :2] for s in splits]) for i, name in enumerate(("train", "test"))}

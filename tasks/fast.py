@@ -2,8 +2,10 @@
 
 The query sits at the fixed ``=`` token and position 2, so it is one vector per head; keys and
 values depend on one token each. Per-token tables (p rows) replace the full 3-position forward:
-attention scores and OV outputs are computed once per token, then gathered per pair. Only the
-``=`` position runs the MLP and the unembedding. It reads and differentiates the bridge's own
+attention scores and values are computed once per token, then gathered per pair; the pattern
+mixes the values in head space (``d_head`` wide) before the one ``W_O`` matmul, which measured
+17% faster per eager step than mixing per-token OV outputs (``d_model`` wide per head) and the
+same when compiled. Only the ``=`` position runs the MLP and the unembedding. It reads and differentiates the bridge's own
 parameter tensors, so gradients land where the optimiser expects them and checkpoints are the
 bridge's ``state_dict``. ``tests/test_fast.py`` shows logits and gradients match the
 TransformerLens forward. Applies to 1-layer models without LayerNorm (biases frozen at zero);
@@ -76,24 +78,19 @@ def forward_at_eq(weights: tuple[torch.Tensor, ...], pairs: torch.Tensor, p: int
     x_b = W_E[:p] + W_pos[1]  # (p, d_model): token t at position 1
     x_eq = W_E[p] + W_pos[2]  # (d_model,): "=" at position 2
     q = (x_eq @ w_q.T).view(H, dh) / math.sqrt(dh)  # (H, dh)
-    # per-token attention scores from "=", (p, H), and OV outputs, (p, H, d_model)
+    # per-token attention scores from "=", (p, H), and values, (p, H, dh)
     w_k = w_k.view(H, dh, -1)
     s_a = torch.einsum("td,hed,he->th", x_a, w_k, q)
     s_b = torch.einsum("td,hed,he->th", x_b, w_k, q)
     s_eq = torch.einsum("d,hed,he->h", x_eq, w_k, q)
-    w_ov = torch.einsum("hei,ohe->hio", w_v.view(H, dh, -1), w_o.view(-1, H, dh))  # (H, d_in, d_out)
-    ov_a = torch.einsum("ti,hio->tho", x_a, w_ov)
-    ov_b = torch.einsum("ti,hio->tho", x_b, w_ov)
-    ov_eq = torch.einsum("i,hio->ho", x_eq, w_ov)
+    v_a, v_b = (x_a @ w_v.T).view(p, H, dh), (x_b @ w_v.T).view(p, H, dh)
+    v_eq = (x_eq @ w_v.T).view(H, dh)
 
     a, b = pairs[:, 0], pairs[:, 1]
     scores = torch.stack([s_a[a], s_b[b], s_eq.expand(len(a), H)], dim=-1)  # (B, H, 3)
     pattern = scores.softmax(dim=-1)
-    attn_out = (
-        (pattern[..., 0, None] * ov_a[a]).sum(1)
-        + (pattern[..., 1, None] * ov_b[b]).sum(1)
-        + pattern[..., 2] @ ov_eq
-    )  # (B, d_model)
+    z = pattern[..., 0, None] * v_a[a] + pattern[..., 1, None] * v_b[b] + pattern[..., 2, None] * v_eq
+    attn_out = z.reshape(len(a), H * dh) @ w_o.T  # (B, d_model)
     resid_mid = x_eq + attn_out
     act = torch.relu if act_fn == "relu" else torch.nn.functional.gelu
     post = act(resid_mid @ w_in.T)  # (B, d_mlp)
