@@ -4,8 +4,6 @@ bit-identical result."""
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -13,38 +11,32 @@ import pytest
 from store import layout
 from tests.same_run import assert_same_run
 from tasks import checkpoints as ckpt
+from tests import children
+from tests.children import Child
 
-TRAIN = """
-import sys, torch
-torch.set_num_threads(1)
-from tasks.config import preset
-from tasks.runs import prepare_run, train_run
-cfg = prepare_run(sys.argv[1], preset("smoke", num_epochs=600, checkpoint_epochs=tuple(range(0, 600, 25))))
-train_run(sys.argv[1], cfg, device="cpu")
-print("done", cfg.run_id)
-"""
+SCHEDULE = dict(num_epochs=600, checkpoint_epochs=tuple(range(0, 600, 25)))
 
 
 def _train(root: str, kill_after: float | None = None, kill_on_partial: bool = False) -> bool:
-    """Run training in a subprocess; SIGKILL it after ``kill_after`` seconds, or (with
-    ``kill_on_partial``) while a checkpoint or state file is half-written. True if it finished."""
-    env = dict(os.environ, **({ckpt.FAULT_WRITE_DELAY: "30"} if kill_on_partial else {}))
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN, root], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    """Train in a child process; SIGKILL it ``kill_after`` seconds after training starts, or
+    (with ``kill_on_partial``) while a checkpoint or state file is half-written. True if it
+    finished."""
+    env = {ckpt.FAULT_WRITE_DELAY: "30"} if kill_on_partial else {}
+    child = Child(children.train, root, *SCHEDULE.values(), env=env)
     if kill_after is None and not kill_on_partial:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+        assert child.wait(300) == 0, child.error
         return True
+    child.wait_started()
     deadline = time.monotonic() + (60 if kill_on_partial else kill_after)
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and child.poll() is None:
         if kill_on_partial and _partials(root, ".safetensors."):  # a checkpoint or state write
             break
         time.sleep(0.01)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    if child.poll() is None:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
         return False
-    return proc.returncode == 0
+    return child.returncode == 0
 
 
 def _partials(root: str, infix: str = "") -> list[str]:
@@ -67,8 +59,8 @@ def test_sigkill_at_random_moments_resumes_bit_identically(tmp_path):
     _train(straight)
     rng = random.Random(7)
     kills = 0
-    for attempt in range(6):  # the first ~3 s are imports; each restart trains a little further
-        finished = _train(killed, kill_on_partial=True) if attempt == 2 else _train(killed, kill_after=rng.uniform(3.2, 4.5))
+    for attempt in range(6):  # each restart trains a little further before its kill
+        finished = _train(killed, kill_on_partial=True) if attempt == 2 else _train(killed, kill_after=rng.uniform(0.3, 2.0))
         if finished:
             break
         kills += 1

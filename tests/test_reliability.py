@@ -5,8 +5,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -16,7 +14,6 @@ import torch
 
 from flows.cli import main
 from store import layout
-from tests.same_run import assert_same_run
 from store.run_store import open_run
 from tasks import progress
 from tasks.analyses import ANALYSES
@@ -24,40 +21,26 @@ from tasks.config import preset
 from tasks.lock import RunBusy, training_lock
 from tasks.runs import (analyze_epoch, choose_key_frequencies, pending_epochs, prepare_analysis,
                         prepare_run, train_run)
+from tests import children
+from tests.children import Child
+from tests.same_run import assert_same_run
 
-TRAIN = """
-import sys, torch
-torch.set_num_threads(1)
-from tasks.config import preset
-from tasks.runs import prepare_run, train_run
-cfg = prepare_run(sys.argv[1], preset("smoke", num_epochs=int(sys.argv[2]), checkpoint_epochs=(0, 25, 50, 100)))
-train_run(sys.argv[1], cfg, device="cpu")
-print("done")
-"""
-
-ANALYSE = """
-import sys, torch
-torch.set_num_threads(1)
-from tasks.runs import analyze_epoch, pending_epochs
-for epoch in pending_epochs(sys.argv[1], sys.argv[2]):
-    analyze_epoch(sys.argv[1], sys.argv[2], epoch)
-"""
+CHECKPOINTS = (0, 25, 50, 100)
 
 
-def _spawn(code: str, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def _train(root: str, num_epochs: int) -> Child:
+    return Child(children.train, root, num_epochs, CHECKPOINTS)
 
 
 @pytest.mark.slow
 def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
     root = str(tmp_path)
-    cfg = preset("smoke", num_epochs=20_000, checkpoint_epochs=(0, 25, 50, 100))
-    proc = _spawn(TRAIN, root, cfg.num_epochs)
+    cfg = preset("smoke", num_epochs=20_000, checkpoint_epochs=CHECKPOINTS)
+    proc = _train(root, cfg.num_epochs)
     try:
         deadline = time.monotonic() + 120
         while progress.read(root, cfg.run_id) is None:  # training has started (lock held)
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "timeout"
+            assert proc.poll() is None and time.monotonic() < deadline, proc.error or "timeout"
             time.sleep(0.1)
         with pytest.raises(RunBusy, match=f"pid {proc.pid}"):
             train_run(root, prepare_run(root, cfg), device="cpu")
@@ -75,11 +58,11 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
 def test_two_processes_starting_the_same_new_run_do_not_corrupt_it(smoke_run, tmp_path):
     straight, cfg = smoke_run  # the same config, trained alone (one thread: the same bits)
     racing = str(tmp_path / "racing")
-    procs = [_spawn(TRAIN, racing, cfg.num_epochs) for _ in range(2)]
-    outcomes = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
-    assert any(rc == 0 for _, _, rc in outcomes)
-    for out, err, rc in outcomes:
-        assert rc == 0 or "RunBusy" in err, err  # finished, or refused while the other trained
+    procs = [_train(racing, cfg.num_epochs) for _ in range(2)]
+    outcomes = [(p.wait(300), p.error) for p in procs]
+    assert any(rc == 0 for rc, _ in outcomes)
+    for rc, err in outcomes:
+        assert rc == 0 or err.startswith("RunBusy"), err  # finished, or refused while the other trained
     assert layout.list_run_ids(racing) == [cfg.run_id]
     assert_same_run(straight, racing, cfg.run_id)
 
@@ -141,9 +124,7 @@ def test_analysis_from_threads_and_processes_at_once_writes_every_epoch_exactly(
     rng = random.Random(3)
     rng.shuffle(epochs)
     by_process, by_thread = epochs[::2], epochs[1::2]
-    import multiprocessing
-
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread) as procs, \
+    with ProcessPoolExecutor(2, mp_context=children.CONTEXT, initializer=_one_thread) as procs, \
             ThreadPoolExecutor(2) as threads:
         futures = [procs.submit(analyze_epoch, root, cfg.run_id, e) for e in by_process]
         futures += [threads.submit(analyze_epoch, root, cfg.run_id, e) for e in by_thread]
@@ -161,7 +142,7 @@ def test_analysis_killed_mid_write_reruns_only_what_is_missing(trained, referenc
     killed = 0
     for extra in (0.05, 0.3):  # once some epochs are done, at a moment inside the loop
         before = len(pending_epochs(root, cfg.run_id))
-        proc = _spawn(ANALYSE, root, cfg.run_id)
+        proc = Child(children.analyse, root, cfg.run_id)
         deadline = time.monotonic() + 120
         while len(pending_epochs(root, cfg.run_id)) == before and proc.poll() is None:
             assert time.monotonic() < deadline
