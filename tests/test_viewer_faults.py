@@ -159,21 +159,24 @@ def synthetic_run(root: str, checkpoints: int = 500, p: int = 31, d_mlp: int = 5
 def test_a_500_checkpoint_run_opens_within_the_budget(tmp_path):
     root = str(tmp_path / "runs")
     run_id = synthetic_run(root)
-    data.forget()
-    t = time.perf_counter()
-    app = App(root, run=run_id)
-    app.layout.get_root()  # the Bokeh models a session sends: the first render
-    opened = time.perf_counter() - t
+    from viz.linked import _prefetcher
+    from viz.run_view import PREFETCH
+
+    opened = []
+    for _ in range(3):  # the median of three cold opens: one alone is at the mercy of a shared machine
+        _prefetcher.submit(lambda: None).result(timeout=60)  # the last open's background reads are done
+        data.forget()
+        t = time.perf_counter()
+        app = App(root, run=run_id)
+        app.layout.get_root()  # the Bokeh models a session sends: the first render
+        opened.append(time.perf_counter() - t)
     view = app.view
     assert len(view.epochs) == 500 and view.epoch.value == view.epochs[-1]
     assert len(view.views["loss"].figure.renderers[-1].data_source.data["x"]) == 500  # checkpoints marked
     heat = view.views["neuron_heatmap"]
     np.testing.assert_array_equal(np.asarray(heat.source.data["image"][0]), data.epoch_slice(
         root, run_id, "neuron_activations", view.epochs[-1], view.neuron.value).astype(np.float32))
-    assert opened <= OPEN_BUDGET_S, f"opening a 500-checkpoint run took {opened:.2f} s"
-    from viz.linked import _prefetcher
-    from viz.run_view import PREFETCH
-
+    assert sorted(opened)[1] <= OPEN_BUDGET_S, f"opening a 500-checkpoint run took {opened} s"
     _prefetcher.submit(lambda: None).result(timeout=60)  # the background reads are done
     read = data.epoch_slice.cache_info().currsize  # 3 views of the first tab read by epoch
     assert 3 * PREFETCH <= read < 4 * (PREFETCH + 1), read  # the nearest epochs only, not all 500
