@@ -5,9 +5,9 @@ values depend on one token each. Per-token tables (p rows) replace the full 3-po
 attention scores and values are computed once per token, then gathered per pair; the pattern
 mixes the values in head space (``d_head`` wide) before the one ``W_O`` matmul, which measured
 17% faster per eager step than mixing per-token OV outputs (``d_model`` wide per head) and the
-same when compiled. Only the ``=`` position runs the MLP and the unembedding. It reads and differentiates the bridge's own
-parameter tensors, so gradients land where the optimiser expects them and checkpoints are the
-bridge's ``state_dict``. ``tests/test_fast.py`` shows logits and gradients match the
+same when compiled. Only the ``=`` position runs the MLP and the unembedding. It reads and
+differentiates the bridge's own parameter tensors, so gradients land where the optimiser
+expects them and checkpoints are the bridge's ``state_dict``. ``tests/test_fast.py`` shows logits and gradients match the
 TransformerLens forward. Applies to 1-layer models without LayerNorm (biases frozen at zero);
 anything else uses the bridge forward.
 """
