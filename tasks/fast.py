@@ -92,7 +92,7 @@ def forward_at_eq(weights: tuple[torch.Tensor, ...], pairs: torch.Tensor, p: int
     z = pattern[..., 0, None] * v_a[a] + pattern[..., 1, None] * v_b[b] + pattern[..., 2, None] * v_eq
     attn_out = z.reshape(len(a), H * dh) @ w_o.T  # (B, d_model)
     resid_mid = x_eq + attn_out
-    act = torch.relu if act_fn == "relu" else torch.nn.functional.gelu
-    post = act(resid_mid @ w_in.T)  # (B, d_mlp)
+    pre = resid_mid @ w_in.T  # (B, d_mlp); ReLU in place: one (B, d_mlp) buffer less, same bits
+    post = pre.relu_() if act_fn == "relu" else torch.nn.functional.gelu(pre)
     resid_post = resid_mid + post @ w_out.T
     return resid_post @ w_u.T, pattern, post
