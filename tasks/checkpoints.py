@@ -147,11 +147,14 @@ def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
     """Restore the optimiser from ``path``; returns the epoch it belongs to."""
     tensors, meta = read_checkpoint(path)
     step = float(meta["step"])
-    params = optimizer.param_groups[0]["params"]
-    for name, param in zip(names, params, strict=True):
+    group = optimizer.param_groups[0]
+    # fused (and capturable) AdamW keeps its step count on the parameter's device, the
+    # per-parameter loop on the CPU; a CPU step next to CUDA parameters fails the fused kernel
+    on_device = group.get("fused") or group.get("capturable")
+    for name, param in zip(names, group["params"], strict=True):
         if f"{name}.exp_avg" in tensors:
             optimizer.state[param] = {
-                "step": torch.tensor(step),
+                "step": torch.tensor(step, dtype=torch.float32, device=param.device if on_device else "cpu"),
                 "exp_avg": tensors[f"{name}.exp_avg"].to(param.device),
                 "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(param.device),
             }

@@ -21,6 +21,7 @@ CONTEXT.set_forkserver_preload(["torch", "tasks.runs", "tasks.config", "tests.ch
 def _run(target, args: tuple, env: dict[str, str], error_path: str, started) -> None:
     import torch
 
+    os.environ.clear()  # the parent's environment now, not the forkserver's from its start
     os.environ.update(env)
     torch.set_num_threads(1)  # as the reference runs: the same reduction order, the same bits
     started.set()
@@ -33,13 +34,15 @@ def _run(target, args: tuple, env: dict[str, str], error_path: str, started) -> 
 
 
 class Child:
-    """``target(*args)`` in a forked child with ``env`` added to its environment."""
+    """``target(*args)`` in a forked child, with the caller's environment plus ``env``. A
+    daemon: a test that fails while it runs does not leave pytest waiting for it at exit."""
 
     def __init__(self, target, *args, env: dict[str, str] | None = None):
         fd, self._error_path = tempfile.mkstemp(suffix=".child-error")
         os.close(fd)
         self.started = CONTEXT.Event()
-        self._proc = CONTEXT.Process(target=_run, args=(target, args, env or {}, self._error_path, self.started))
+        self._proc = CONTEXT.Process(target=_run, daemon=True,
+                                     args=(target, args, {**os.environ, **(env or {})}, self._error_path, self.started))
         self._proc.start()
         self.pid = self._proc.pid
 
@@ -55,6 +58,11 @@ class Child:
         if self._proc.exitcode is None:
             raise TimeoutError(f"child {self.pid} still running after {timeout} s")
         return self._proc.exitcode
+
+    def kill(self) -> None:
+        """SIGKILL, unless it has already exited (the forkserver reaps its children at once,
+        so a bare ``os.kill`` on an exited child's pid could hit nothing, or another process)."""
+        self._proc.kill()
 
     def wait_started(self, timeout: float = 120) -> None:
         """Until the child runs its target (imports done, environment set)."""

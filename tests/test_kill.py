@@ -3,7 +3,6 @@ bit-identical result."""
 
 import os
 import random
-import signal
 import time
 
 import pytest
@@ -33,14 +32,21 @@ def _train(root: str, kill_after: float | None = None, kill_on_partial: bool = F
             break
         time.sleep(0.01)
     if child.poll() is None:
-        os.kill(child.pid, signal.SIGKILL)
+        child.kill()
         child.wait(30)
-        return False
+        return child.returncode == 0  # -SIGKILL, unless it finished just before the kill
     return child.returncode == 0
 
 
 def _partials(root: str, infix: str = "") -> list[str]:
     return [f for d, _, fs in os.walk(root) for f in fs if f.endswith(".partial") and infix in f]
+
+
+def _saved_epoch(root: str) -> int:
+    """The epoch a restart resumes from (its saved training state), -1 if none yet."""
+    (run_id,) = layout.list_run_ids(root)
+    path = layout.train_state_path(root, run_id)
+    return int(ckpt.read_checkpoint(path)[1]["epoch"]) if os.path.exists(path) else -1
 
 
 def _every_checkpoint_whole(root: str) -> None:
@@ -56,19 +62,24 @@ def test_sigkill_at_random_moments_resumes_bit_identically(tmp_path):
     """Five kills at random moments and one while a checkpoint is being written: every
     restart resumes, no checkpoint is ever unreadable, and the end is bit-identical."""
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    t = time.monotonic()
     _train(straight)
+    whole = time.monotonic() - t  # kill moments are fractions of it, so any machine gets 5 kills
     rng = random.Random(7)
-    kills = 0
+    kills, resumed_from = 0, []
     for attempt in range(6):  # each restart trains a little further before its kill
-        finished = _train(killed, kill_on_partial=True) if attempt == 2 else _train(killed, kill_after=rng.uniform(0.3, 2.0))
+        finished = _train(killed, kill_on_partial=True) if attempt == 2 else \
+            _train(killed, kill_after=rng.uniform(0.05, 0.15) * whole)
         if finished:
             break
         kills += 1
         if attempt == 2:
             assert _partials(killed, ".safetensors."), "the kill during a write left its temporary file"
         _every_checkpoint_whole(killed)
-    _train(killed)
+        resumed_from.append(_saved_epoch(killed))
     assert kills >= 5
+    assert max(resumed_from) > 0, f"no kill came after training had saved progress: {resumed_from}"
+    _train(killed)
     (run_id,) = layout.list_run_ids(straight)
     assert_same_run(straight, killed, run_id, with_state=True)
     leftovers = [f for d, _, fs in os.walk(os.path.join(killed, run_id)) for f in fs if f.endswith(".partial")]

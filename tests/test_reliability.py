@@ -4,7 +4,6 @@ analysis written from threads and processes at once, and analysis killed mid-wri
 import os
 import random
 import shutil
-import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -48,7 +47,7 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "being trained by another process" in err and len(err.strip().splitlines()) == 1
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.wait(30)
     with training_lock(root, cfg.run_id):  # a killed holder leaves no lock behind
         pass
@@ -149,7 +148,7 @@ def test_analysis_killed_mid_write_reruns_only_what_is_missing(trained, referenc
             time.sleep(0.02)
         time.sleep(extra)
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            proc.kill()
             killed += 1
         proc.wait(30)
         _same_where_done(root, reference, cfg.run_id)  # nothing marked done without its data

@@ -152,10 +152,19 @@ def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
 
 
+_OTHER_CACHES: list = []  # caches of reads kept by other viewer modules (see ``cleared_on_forget``)
+
+
+def cleared_on_forget(cached):
+    """Register an ``lru_cache``d reader of store data so that :func:`forget` clears it too."""
+    _OTHER_CACHES.append(cached)
+    return cached
+
+
 def forget() -> None:
-    """Drop cached handles (a run was re-created or deleted)."""
+    """Drop cached handles and reads (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (epoch_slice, neuron_maps, value_range, coord, describe, series):
+    for cached in (epoch_slice, neuron_maps, value_range, coord, describe, series, *_OTHER_CACHES):
         cached.cache_clear()
     _done.clear()
     _measured.clear()

@@ -22,6 +22,7 @@ from viz.linked import TOOLS, EpochView
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
 
 
+@data.cleared_on_forget
 @functools.lru_cache(maxsize=64)
 def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
     """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
