@@ -123,6 +123,14 @@ def value_range(root: str, run_id: str, name: str, epochs: tuple[int, ...], *ind
     return (lo, hi) if lo <= hi else (0.0, 1.0)
 
 
+@functools.lru_cache(maxsize=64)
+def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
+    """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
+    acts = epoch_slice(root, run_id, "neuron_activations", epoch)  # (neuron, a, b) float16
+    var = acts.reshape(len(acts), -1).astype(np.float32).var(axis=1)
+    return tuple(int(n) for n in np.argsort(-var, kind="stable")[:k])
+
+
 def per_epoch_variables(root: str, run_id: str) -> dict[str, dict]:
     """Every per-checkpoint variable an analysis wrote into the store, with its attributes
     (``dims``, ``long_name``, ``description``, ``analysis``), sorted by analysis, then name."""
@@ -152,19 +160,10 @@ def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
 
 
-_OTHER_CACHES: list = []  # caches of reads kept by other viewer modules (see ``cleared_on_forget``)
-
-
-def cleared_on_forget(cached):
-    """Register an ``lru_cache``d reader of store data so that :func:`forget` clears it too."""
-    _OTHER_CACHES.append(cached)
-    return cached
-
-
 def forget() -> None:
     """Drop cached handles and reads (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (epoch_slice, neuron_maps, value_range, coord, describe, series, *_OTHER_CACHES):
+    for cached in (epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe, series):
         cached.cache_clear()
     _done.clear()
     _measured.clear()

@@ -5,7 +5,6 @@ is plain numpy on stored values; a click on either view picks a neuron."""
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -20,15 +19,6 @@ from viz.generic import COLOUR_MODES, DIVERGING, to_rgba, update_mapper
 from viz.linked import TOOLS, EpochView
 
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
-
-
-@data.cleared_on_forget
-@functools.lru_cache(maxsize=64)
-def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
-    """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
-    acts = data.epoch_slice(root, run_id, "neuron_activations", epoch)  # (neuron, a, b) float16
-    var = acts.reshape(len(acts), -1).astype(np.float32).var(axis=1)
-    return tuple(int(n) for n in np.argsort(-var, kind="stable")[:k])
 
 
 def clusters(root: str, run_id: str, epoch: int, threshold: float) -> dict[int, list[int]]:

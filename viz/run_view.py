@@ -104,7 +104,7 @@ class RunView:
         v["embedding_spectrum"] = Bars(root, run_id, "embedding_spectrum")
         v["embedding_spectrum"].figure.title.text = "Embedding Fourier spectrum (‖F W_E‖ per basis row)"
         order = neurons.order(root, run_id, last, neurons.ORDERS[0])
-        busiest = neurons.top_by_variance(root, run_id, last, 1)[0]
+        busiest = data.top_by_variance(root, run_id, last, 1)[0]
         first = neuron if neuron is not None and 0 <= neuron <= self.neuron.end else busiest
         v["neuron_heatmap"] = Heatmap(root, run_id, "neuron_activations", epochs, index=first)
         v["neuron_grid"] = neurons.NeuronGrid(root, run_id, epochs, on_pick=self.pick)
@@ -331,7 +331,7 @@ class RunView:
     def _set_grid(self, prefetch: bool = True) -> None:
         choice, size, last = self.grid_choice.value, self.grid_size.value, self.epochs[-1]
         if choice == TOP:
-            chosen = neurons.top_by_variance(self.root, self.run_id, last, size)
+            chosen = data.top_by_variance(self.root, self.run_id, last, size)
             caption = f"Top {len(chosen)} neurons by activation variance (epoch {last})"
         else:
             chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
