@@ -15,6 +15,10 @@ from pathlib import Path
 # before Prefect is imported: its server's telemetry would write to the temporary server's
 # database while a flow starts ("database is locked" tracebacks); set it to "true" to opt in
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the temporary server (no PREFECT_API_URL) may take longer than Prefect's 20 s to start on a
+# busy 2-core machine (seen: a Train-page run failing with "Timed out while attempting to
+# connect to ephemeral Prefect API server" while a browser and the viewer shared the cores)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from flows import deploy, server  # noqa: E402
 

@@ -39,3 +39,51 @@ def test_a_warm_up_run_of_the_app_leaves_no_refresh_running(smoke_run, monkeypat
     monkeypatch.setattr(pn.state, "add_periodic_callback", lambda *a, **k: started.append(a))
     App(smoke_run[0]).servable()
     assert started == []
+
+
+def test_a_second_visit_is_served_from_a_spare_page_while_its_run_is_unchanged(smoke_run, monkeypatch):
+    """``viz.spare``: once a page is served, the next visit to the same address (``/app`` is
+    ``/app?run=<the last run>``) takes a page built in the background, showing what a fresh page
+    would; a page for another address is built afresh; once what it was built from changes
+    (here the run's training progress), the visit builds its page afresh."""
+    import threading
+
+    from viz import app as viewer
+    from viz import data, spare
+
+    root, cfg = smoke_run
+    built = []
+
+    class Recorded(viewer.App):
+        def __init__(self, *args, **kwargs):
+            built.append(threading.current_thread().name.startswith("tdw-spare"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(viewer, "App", Recorded)
+    spare.discard()
+    try:
+        first = viewer.page(root, run=cfg.run_id)  # outside a session its spare is prepared at once
+        spare.settle()
+        assert built == [False, True]
+        second = viewer.page(root)  # the same page: the spare (a new one is then being built)
+        assert False not in built[2:] and second is not first
+        assert (second.view.epoch.value, second.view.neuron.value) == (first.view.epoch.value, first.view.neuron.value)
+        for name in ("neuron_heatmap", "neuron_grid", "embedding_spectrum"):
+            a, b = first.view.views[name].source.data, second.view.views[name].source.data
+            assert a.keys() == b.keys() and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a), name
+        spare.settle()
+        n = len(built)
+        other = viewer.page(root, run=cfg.run_id, epoch=first.view.epochs[0])
+        assert built[n] is False and other.view.epoch.value == first.view.epochs[0]
+        spare.settle()
+        viewer.page(root, run=cfg.run_id)  # built afresh (the spare is for the other address), and a spare again
+        spare.settle()
+        spare.settle()
+        trained = data.trained_through(root, cfg.run_id)
+        monkeypatch.setattr(data, "trained_through", lambda *_: trained + 1)
+        n = len(built)
+        viewer.page(root, run=cfg.run_id)
+        assert built[n] is False  # built afresh: the spare's run has moved on
+    finally:
+        spare.settle()
+        spare.discard()

@@ -14,12 +14,13 @@ import panel as pn
 from bokeh.embed import file_html
 from bokeh.resources import INLINE
 
-from viz import data
+from viz import data, spare
 from viz.compare import Compare
 from viz.run_view import RunView, message
 from viz.train import TrainPage
 
-hv.extension("bokeh")
+if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+    hv.extension("bokeh")  # once per process: a served page re-runs this module, and this costs ~0.25 s
 pn.extension(sizing_mode="fixed", notifications=False)
 
 REFRESH_MS = 2000
@@ -100,6 +101,7 @@ class App:
         self.controls[:] = []
         self._export_options()
         data.forget()  # no stale handle or cached read survives (the run may be re-created)
+        spare.discard()
         self.main[:] = [message(why or f"Run `{run_id}` can no longer be read: {exc}. Pick another run, "
                                 "or this one again once its store is whole.")]
 
@@ -166,6 +168,8 @@ class App:
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # a session (not `panel serve --warm`'s run)
             pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
+            if self.view is not None and self.view.epochs:  # the address shows the state (a spare was built without one)
+                self._state(run=self.view.run_id, epoch=self.view.epoch.value, neuron=self.view.neuron.value)
         return self.layout.servable(title="Training Dynamics Workbench")
 
 
@@ -178,6 +182,28 @@ def _arg(name: str, kind=str):
         return None
 
 
+def page(root: str | None = None, **address) -> App:
+    """This session's page. For the Run page: the spare built for the same address while it is
+    current (``viz.spare``), and once this page has loaded, a spare for the next visit."""
+    root = root or data.runs_root()
+    if address.get("page") not in (None, "run"):  # the other pages are cheap to build, and start work
+        return App(root, **address)
+    try:
+        runs = data.runs(root)
+        shown = address.get("run") if address.get("run") in runs else (runs[-1] if runs else None)
+
+        def stamp():  # what the page is built from: the runs, the run's analysed epochs and progress
+            now = data.runs(root)
+            return (tuple(now), tuple(data.analysed_epochs(root, shown)), data.trained_through(root, shown)) \
+                if shown in now else tuple(now)
+        key = (root, shown, *(address.get(k) for k in ("epoch", "neuron", "view")))  # /app is /app?run=<last>
+        app = spare.take(key, stamp)
+    except data.READ_ERRORS:  # the page says what is wrong
+        return App(root, **address)
+    pn.state.onload(lambda: spare.prepare(key, stamp, lambda: App(root, **address)))
+    return app or App(root, **address)
+
+
 if __name__.startswith("bokeh"):
-    App(run=_arg("run"), epoch=_arg("epoch", int), neuron=_arg("neuron", int), view=_arg("view"),
-        page=_arg("page")).servable()
+    page(run=_arg("run"), epoch=_arg("epoch", int), neuron=_arg("neuron", int), view=_arg("view"),
+         page=_arg("page")).servable()

@@ -5,6 +5,7 @@ cached; the training series are re-read (a live run grows them)."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 import numpy as np
@@ -56,6 +57,7 @@ def _fresh_for(seconds: float):
 
 
 _done: dict[tuple[str, str, str], set[int]] = {}
+_done_lock = threading.Lock()  # sessions and the spare page's builder (``viz.spare``) read at once
 
 
 def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None = None) -> list[int]:
@@ -66,13 +68,14 @@ def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None =
     st = store(root, run_id)
     if not st.has(f"{analysis}_done"):
         return []
-    seen = _done.setdefault((root, run_id, analysis), set())
-    todo = [e for e in ([int(e) for e in st.epochs] if among is None else among) if e not in seen]
-    if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
-        seen.update(int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0)
-    else:
-        seen.update(e for e in todo if int(st.read(f"{analysis}_done", e)) != 0)
-    return sorted(seen if among is None else seen & set(among))
+    with _done_lock:
+        seen = _done.setdefault((root, run_id, analysis), set())
+        todo = [e for e in ([int(e) for e in st.epochs] if among is None else among) if e not in seen]
+        if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
+            seen.update(int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0)
+        else:
+            seen.update(e for e in todo if int(st.read(f"{analysis}_done", e)) != 0)
+        return sorted(seen if among is None else seen & set(among))
 
 
 def analysed_epochs(root: str, run_id: str) -> list[int]:

@@ -42,6 +42,16 @@ def message(text: str) -> pn.pane.Alert:
     return pn.pane.Alert(text, alert_type="info", width=600)
 
 
+def after_load(fn: Callable[[], None]) -> None:
+    """``fn()`` once a served page is drawn in the browser (so that its reads do not compete
+    with serving and building the page); at once when not in a session being served."""
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None and not pn.state.loaded:
+        pn.state.onload(fn)
+    else:
+        fn()
+
+
 class RunView:
     """Every view of one run. ``on_state(epoch=..., neuron=...)`` hears the shareable state."""
 
@@ -128,7 +138,7 @@ class RunView:
         for name in self._visible():
             v[name].show(self.epoch.value)
         self._watch()
-        self._prefetch(self.epoch.value)
+        after_load(lambda: self._prefetch(self.epoch.value))
 
     def _guard(self, fn: Callable) -> Callable:
         """``fn`` as a widget callback: when the store can no longer be read (the run deleted, a
