@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Hashable
 
 from bokeh.document import Document
@@ -22,12 +22,17 @@ log = logging.getLogger(__name__)
 _builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-spare")
 _lock = threading.Lock()
 _slot: tuple[Hashable, Hashable, Any] | None = None  # (key, stamp, page): one spare at a time
-_pending = False
+_pending: tuple[Hashable, Future] | None = None  # the spare being built
 
 
 def take(key: Hashable, stamp: Callable[[], Hashable]) -> Any | None:
-    """The spare built for ``key``, if its stamp is still current (it is then no longer spare)."""
+    """The spare built for ``key``, if its stamp is still current (it is then no longer spare).
+    A spare for ``key`` still being built is waited for: it is ahead of a build started now."""
     global _slot
+    with _lock:
+        pending = _pending
+    if pending is not None and pending[0] == key:
+        wait([pending[1]], timeout=60)
     with _lock:
         if _slot is None or _slot[0] != key:
             return None  # a spare for another address stays for its own next visit
@@ -40,10 +45,9 @@ def prepare(key: Hashable, stamp: Callable[[], Hashable], build: Callable[[], An
     being built is dropped: the spare in the making serves the next visit)."""
     global _pending
     with _lock:
-        if _pending:
+        if _pending is not None:
             return
-        _pending = True
-    _builder.submit(_build, key, stamp, build)
+        _pending = key, _builder.submit(_build, key, stamp, build)
 
 
 def settle(timeout: float = 60.0) -> None:
@@ -69,4 +73,4 @@ def _build(key: Hashable, stamp: Callable[[], Hashable], build: Callable[[], Any
         log.exception("building a spare page failed")
     finally:
         with _lock:
-            _pending = False
+            _pending = None
