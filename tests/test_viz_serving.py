@@ -87,3 +87,25 @@ def test_a_second_visit_is_served_from_a_spare_page_while_its_run_is_unchanged(s
     finally:
         spare.settle()
         spare.discard()
+
+
+def test_a_spare_discarded_while_it_is_built_is_not_kept():
+    """``spare.discard()`` (the store was found damaged or gone) also drops the spare being built
+    then: it read what was dropped. A spare is taken only for its own address and stamp."""
+    import threading
+
+    from viz import spare
+
+    spare.discard()
+    release = threading.Event()
+    spare.prepare("a", lambda: 1, lambda: release.wait(10) and "page")
+    spare.discard()
+    release.set()
+    spare.settle()
+    assert spare.take("a", lambda: 1) is None
+    spare.prepare("a", lambda: 1, lambda: "page")
+    spare.settle()
+    assert spare.take("b", lambda: 1) is None and spare.take("a", lambda: 2) is None  # another address; stale
+    spare.prepare("a", lambda: 1, lambda: "page")
+    spare.settle()
+    assert spare.take("a", lambda: 1) == "page" and spare.take("a", lambda: 1) is None  # taken once

@@ -168,8 +168,9 @@ class App:
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # a session (not `panel serve --warm`'s run)
             pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
-            if self.view is not None and self.view.epochs:  # the address shows the state (a spare was built without one)
-                self._state(run=self.view.run_id, epoch=self.view.epoch.value, neuron=self.view.neuron.value)
+            if self.view is not None:  # the address shows the state (a spare was built without a session)
+                v = self.view
+                self._state(run=v.run_id, **({"epoch": v.epoch.value, "neuron": v.neuron.value} if v.epochs else {}))
         return self.layout.servable(title="Training Dynamics Workbench")
 
 
@@ -200,8 +201,9 @@ def page(root: str | None = None, **address) -> App:
         app = spare.take(key, stamp)
     except data.READ_ERRORS:  # the page says what is wrong
         return App(root, **address)
+    app = app or App(root, **address)
     pn.state.onload(lambda: spare.prepare(key, stamp, lambda: App(root, **address)))
-    return app or App(root, **address)
+    return app
 
 
 if __name__.startswith("bokeh"):

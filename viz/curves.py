@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+from bokeh.document import Document
 from bokeh.models import HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
@@ -25,7 +26,9 @@ def render(element: hv.Element):
     """A Bokeh figure of ``element`` (canvas backend)."""
     items = list(element) if isinstance(element, hv.Overlay) else [element]
     if not all(isinstance(e, (hv.Curve, hv.Scatter, hv.HLine, hv.VLine)) for e in items):
-        fig = hv.render(element)
+        # a document of its own, not Bokeh's current one (shared by all threads: a spare page
+        # is built beside live sessions, viz.spare); the figure joins the page's document later
+        fig = hv.renderer("bokeh").get_plot(element, doc=Document()).state
         fig.output_backend = "canvas"  # HoloViews asks for WebGL: far slower without a GPU
         return fig
     plot = {}

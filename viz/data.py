@@ -71,10 +71,12 @@ def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None =
     with _done_lock:
         seen = _done.setdefault((root, run_id, analysis), set())
         todo = [e for e in ([int(e) for e in st.epochs] if among is None else among) if e not in seen]
-        if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
-            seen.update(int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0)
-        else:
-            seen.update(e for e in todo if int(st.read(f"{analysis}_done", e)) != 0)
+    if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
+        found = {int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0}
+    else:
+        found = {e for e in todo if int(st.read(f"{analysis}_done", e)) != 0}
+    with _done_lock:  # read outside it: the refresh does not wait behind another thread's read
+        seen.update(found)
         return sorted(seen if among is None else seen & set(among))
 
 
@@ -168,7 +170,8 @@ def forget() -> None:
     _store.cache_clear()
     for cached in (epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe, series):
         cached.cache_clear()
-    _done.clear()
+    with _done_lock:
+        _done.clear()
     _measured.clear()
 
 def analysis_of(root: str, run_id: str, name: str) -> str | None:

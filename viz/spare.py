@@ -6,7 +6,9 @@ second researcher) takes the spare and is answered at once, and a new spare is b
 A spare is taken only while what it was built from is unchanged (``stamp()``: the runs, the
 run's analysed epochs, its training progress); otherwise the page is built afresh. It is built
 outside any session: Panel's current document is a throwaway one, so nothing it does (a
-URL update, a callback after load) reaches a live session."""
+URL update, a callback after load) reaches a live session. (Bokeh's own current document is
+one for all threads; nothing in the page's build uses it: ``viz.curves`` gives HoloViews a
+document of its own.)"""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ _builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-spare")
 _lock = threading.Lock()
 _slot: tuple[Hashable, Hashable, Any] | None = None  # (key, stamp, page): one spare at a time
 _pending: tuple[Hashable, Future] | None = None  # the spare being built
+_generation = 0  # raised by discard(): a spare begun before it is dropped when done
+WAIT_S = 3.0  # at most this long for a spare being built: about what a fresh build takes
 
 
 def take(key: Hashable, stamp: Callable[[], Hashable]) -> Any | None:
@@ -32,7 +36,7 @@ def take(key: Hashable, stamp: Callable[[], Hashable]) -> Any | None:
     with _lock:
         pending = _pending
     if pending is not None and pending[0] == key:
-        wait([pending[1]], timeout=60)
+        wait([pending[1]], timeout=WAIT_S)  # on the server's event loop: briefly
     with _lock:
         if _slot is None or _slot[0] != key:
             return None  # a spare for another address stays for its own next visit
@@ -47,7 +51,7 @@ def prepare(key: Hashable, stamp: Callable[[], Hashable], build: Callable[[], An
     with _lock:
         if _pending is not None:
             return
-        _pending = key, _builder.submit(_build, key, stamp, build)
+        _pending = key, _builder.submit(_build, key, stamp, build, _generation)
 
 
 def settle(timeout: float = 60.0) -> None:
@@ -57,18 +61,20 @@ def settle(timeout: float = 60.0) -> None:
 
 def discard() -> None:
     """Drop the spare (the store was found damaged or gone: nothing read before may be reused)."""
-    global _slot
+    global _slot, _generation
     with _lock:
         _slot = None
+        _generation += 1
 
 
-def _build(key: Hashable, stamp: Callable[[], Hashable], build: Callable[[], Any]) -> None:
+def _build(key: Hashable, stamp: Callable[[], Hashable], build: Callable[[], Any], generation: int) -> None:
     global _slot, _pending
     try:
         with set_curdoc(Document()):
             made = (key, stamp(), build())
         with _lock:
-            _slot = made
+            if generation == _generation:  # else discarded meanwhile: it read what was dropped
+                _slot = made
     except Exception:  # a spare is only a head start: the next visit builds its own page
         log.exception("building a spare page failed")
     finally:
