@@ -88,8 +88,7 @@ class App:
             return
         self.controls[:] = self.view.controls()
         self.main[:] = [self.view.panel]
-        state = {"epoch": self.view.epoch.value, "neuron": self.view.neuron.value} if self.view.epochs else {}
-        self._state(run=run_id, **state)
+        self._announce()
         self._export_options()
 
     def _fault(self, exc: Exception, why: str | None = None) -> None:
@@ -110,6 +109,12 @@ class App:
         self.refresh()
         self.run_select.value = run_id
         self.pages.active = 0
+
+    def _announce(self) -> None:
+        """The shown run, epoch and neuron into the page address."""
+        v = self.view
+        if v is not None:
+            self._state(run=v.run_id, **({"epoch": v.epoch.value, "neuron": v.neuron.value} if v.epochs else {}))
 
     def _state(self, **query) -> None:
         """Put the shareable state into the page address (served sessions only), at most every
@@ -168,9 +173,7 @@ class App:
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:  # a session (not `panel serve --warm`'s run)
             pn.state.add_periodic_callback(self.refresh, period=REFRESH_MS)
-            if self.view is not None:  # the address shows the state (a spare was built without a session)
-                v = self.view
-                self._state(run=v.run_id, **({"epoch": v.epoch.value, "neuron": v.neuron.value} if v.epochs else {}))
+            self._announce()  # a spare page was built without a session, so without an address
         return self.layout.servable(title="Training Dynamics Workbench")
 
 
@@ -189,20 +192,19 @@ def page(root: str | None = None, **address) -> App:
     root = root or data.runs_root()
     if address.get("page") not in (None, "run"):  # the other pages are cheap to build, and start work
         return App(root, **address)
+    def stamp(runs: list[str]):  # what the page is built from: the runs, the run's analysed epochs and progress
+        return (tuple(runs), tuple(data.analysed_epochs(root, shown)), data.trained_through(root, shown)) \
+            if shown in runs else tuple(runs)
+
     try:
         runs = data.runs(root)
         shown = address.get("run") if address.get("run") in runs else (runs[-1] if runs else None)
-
-        def stamp():  # what the page is built from: the runs, the run's analysed epochs and progress
-            now = data.runs(root)
-            return (tuple(now), tuple(data.analysed_epochs(root, shown)), data.trained_through(root, shown)) \
-                if shown in now else tuple(now)
         key = (root, shown, *(address.get(k) for k in ("epoch", "neuron", "view")))  # /app is /app?run=<last>
-        app = spare.take(key, stamp)
+        app = spare.take(key, lambda: stamp(runs))
     except data.READ_ERRORS:  # the page says what is wrong
         return App(root, **address)
     app = app or App(root, **address)
-    pn.state.onload(lambda: spare.prepare(key, stamp, lambda: App(root, **address)))
+    pn.state.onload(lambda: spare.prepare(key, lambda: stamp(data.runs(root)), lambda: App(root, **address)))
     return app
 
 

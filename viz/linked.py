@@ -7,6 +7,7 @@ or moves a marker. Nothing is re-rendered or re-laid out on a step.
 - ``CurveView``: an over-training figure drawn once from a HoloViews element; a step moves
   only its epoch marker (the long curves are not resent), a click jumps to the nearest epoch.
 - ``EpochSlider``: the one epoch ``DiscreteSlider``, sending each step at once.
+- ``after_load``: work (the read-ahead) deferred until the served page is drawn.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ MARKER = dict(dimension="height", line_color="#555555", line_dash="dashed", line
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"  # save: the plot as PNG
 
 _prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-prefetch")
+
+
+def after_load(fn: Callable[[], None]) -> None:
+    """``fn()`` once a served page is drawn in the browser (so that its reads do not compete
+    with serving and building the page); at once outside a session being served (a spare
+    page's throwaway document would keep the callback, never run, and the page with it)."""
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None and not pn.state.loaded:
+        pn.state.onload(fn)
+    else:
+        fn()
 
 
 class EpochSlider(pn.widgets.DiscreteSlider):

@@ -16,7 +16,7 @@ from viz import data, neurons, plots, progress, structure
 from viz.explore import Explore
 from viz.generic import COLOUR_MODES, Bars, Heatmap
 from viz.keys import Keys
-from viz.linked import CurveView, EpochSlider, EpochView
+from viz.linked import CurveView, EpochSlider, EpochView, after_load
 
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
@@ -40,16 +40,6 @@ TABS = {  # tab -> the views it shows (in the order laid out by _layout)
 
 def message(text: str) -> pn.pane.Alert:
     return pn.pane.Alert(text, alert_type="info", width=600)
-
-
-def after_load(fn: Callable[[], None]) -> None:
-    """``fn()`` once a served page is drawn in the browser (so that its reads do not compete
-    with serving and building the page); at once when not in a session being served."""
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None and not pn.state.loaded:
-        pn.state.onload(fn)
-    else:
-        fn()
 
 
 class RunView:
