@@ -23,6 +23,10 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed"),
 ]
+# a closed page's session is discarded ~0.2 s later (Bokeh's default: ~15-30 s), as it would
+# be in a long-running server between a visit and the next
+SERVER_LOG = {}  # "path": the viewer server's log (its stderr)
+SESSION_ENDS_AT_ONCE = ["--check-unused-sessions", "100", "--unused-session-lifetime", "100"]
 VIEWS = ["loss", "accuracy", "embedding_spectrum", "spectrum_evolution", "neuron_heatmap", "neuron_grid",
          "neuron_frequencies"]
 
@@ -84,14 +88,15 @@ def runs(smoke_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(runs):
+def server(runs, tmp_path_factory):
     root = runs[0]
     port = _free_port()
+    SERVER_LOG["path"] = log = tmp_path_factory.mktemp("viewer-log") / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(APP), "--warm", "--address", "127.0.0.1", "--port", str(port),
-         f"--allow-websocket-origin=127.0.0.1:{port}"],
+         f"--allow-websocket-origin=127.0.0.1:{port}", *SESSION_ENDS_AT_ONCE],
         env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}/app"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -238,6 +243,31 @@ def test_switching_runs_and_opening_a_shared_address(browser, server, page, runs
     assert shared.locator("select").first.input_value() == other.run_id
     shared.close()
     assert not page.errors
+
+
+def test_a_reload_after_the_last_page_closed_is_served_whole(browser, server, page, runs):
+    """A page built in one session (the spare page made once a page has loaded) is served in a
+    later one after the first has ended. Bokeh clears the namespace of an ended session's copy
+    of the served script, so nothing the page runs may live there: before ``viz.viewer`` such a
+    reload failed in the server ("name 'pn' is not defined") after its views were built, so the
+    page was never given its address, nor its live refresh."""
+    from viz import data
+
+    last = data.runs(runs[0])[-1]  # what /app shows
+    for _ in range(2):  # a closed page, then a reload that takes the spare it left
+        first = _open(browser, server)
+        first.close()
+        time.sleep(1.0)  # its session is discarded meanwhile
+    again = _open(browser, server)
+    again.wait_for_function("window.location.search.includes('epoch=')", timeout=10_000)  # the page's address
+    assert f"run={last}" in again.evaluate("window.location.search")
+    before = again.evaluate(PLOTS)
+    again.locator(".noUi-handle").first.press("ArrowLeft")  # its callbacks work
+    _until(again, _changed(before, ["neuron_heatmap", "neuron_grid"]))
+    assert not again.errors
+    again.close()
+    log = SERVER_LOG["path"].read_text()
+    assert "Error running application handler" not in log and "is not defined" not in log, log[-2000:]
 
 
 def test_export_downloads_a_standalone_html(page):

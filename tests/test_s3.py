@@ -122,7 +122,7 @@ def test_viewer_and_xarray_read_the_object_store(s3_run, monkeypatch):
 
     from store.layout import store_path
     from viz import data
-    from viz.app import App
+    from viz.viewer import App
 
     root, run_id = s3_run
     monkeypatch.setenv("TDW_RUNS", root)

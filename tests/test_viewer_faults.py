@@ -16,7 +16,7 @@ import pytest
 
 from store import layout
 from viz import data
-from viz.app import App
+from viz.viewer import App
 
 OPEN_BUDGET_S = 3.0
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from viz import data, generic, neurons
-from viz.app import App
+from viz.viewer import App
 from viz.generic import COLOUR_MODES
 
 

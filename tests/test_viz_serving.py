@@ -4,7 +4,7 @@ for the browser, and a warm-up run of the app (``tdw serve``) that leaves nothin
 import numpy as np
 
 from viz import generic
-from viz.app import App
+from viz.viewer import App
 from viz.generic import COLOUR_MODES
 
 
@@ -48,7 +48,7 @@ def test_a_second_visit_is_served_from_a_spare_page_while_its_run_is_unchanged(s
     (here the run's training progress), the visit builds its page afresh."""
     import threading
 
-    from viz import app as viewer
+    from viz import viewer
     from viz import data, spare
 
     root, cfg = smoke_run
