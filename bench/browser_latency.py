@@ -12,7 +12,10 @@ each against the goal from the viewer's issue. Each step goes to an epoch not sh
 With ``--sessions N``, instead: N pages (one browser, one context each, so N server sessions)
 open the default page of the same run and scrub it at the same time, each step to an epoch not
 shown before; the median and p90 step latency (applied) per session are printed against one
-session alone measured in the same invocation, with their ratio.
+session alone measured in the same invocation, with their ratio. With ``--light`` as well, one
+of the N is a page in Chromium (measured) and N - 1 are sessions without a browser
+(``ws_session.py``: the server's work for them is the same, the drawing is not done), so that
+N Chromiums drawing in software on the same cores do not stand in for the viewer's cost.
 """
 
 from __future__ import annotations
@@ -123,17 +126,27 @@ def scrub(browser, url: str, steps: int, quiet_ms: float) -> tuple[float, list[f
 
 
 def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float,
-               server_pid: int | None = None) -> tuple[list[list[float]], tuple[float, float]]:
-    """``sessions`` pages in their own contexts open ``url``, then step together: each round,
-    every page gets its key press at once and the round ends when every page has settled
-    (each page times itself and reports once settled, see ``SETTLED``).
-    Returns each session's applied latencies (ms), and the CPU seconds the viewer server
-    (``server_pid``) and everything else of this benchmark (browsers, this script) used
-    while stepping."""
+               server_pid: int | None = None, light: int = 0) -> tuple[list[list[float]], tuple[float, float]]:
+    """``sessions`` pages in their own contexts open ``url``, and ``light`` sessions without a
+    browser (``ws_session``) open it too; then all step together: each round, every session
+    gets its step at once and the round ends when every one has settled (each page times
+    itself and reports once settled, see ``SETTLED``).
+    Returns each session's applied latencies (ms; the pages' first), and the CPU seconds the
+    viewer server (``server_pid``) and everything else of this benchmark (browsers, this
+    script and its light sessions) used while stepping."""
+    from urllib.parse import parse_qsl, urlsplit
+
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1200}) for _ in range(sessions)]
     pages = [c.new_page() for c in contexts]
     for page in pages:
         page.goto(url)
+    if light:
+        from ws_session import Session
+
+        address = urlsplit(url)
+        clients = [Session(address._replace(query="").geturl(), dict(parse_qsl(address.query))) for _ in range(light)]
+    else:
+        clients = []
     handles = []
     for page in pages:
         page.wait_for_selector(".noUi-handle", timeout=120_000)
@@ -144,20 +157,26 @@ def concurrent(browser, url: str, sessions: int, steps: int, quiet_ms: float,
         page.evaluate(HOOK)
         handles.append(page.locator(".noUi-handle").first)
         handles[-1].focus()
-    applied: list[list[float]] = [[] for _ in pages]
+    applied: list[list[float]] = [[] for _ in (*pages, *clients)]
     server0, all0 = _tree_cpu_s(server_pid) if server_pid else 0.0, _tree_cpu_s(os.getpid())
     for _ in range(steps):
         for page in pages:
             page.evaluate("window.__patches = []; window.__painted = []")
+        for client in clients:
+            client.step()
         for page in pages:  # the key presses go out back to back: the sessions step together
             page.keyboard.press("ArrowLeft")
         for i, page in enumerate(pages):  # each waits in its page: no polling from here
             ms = page.evaluate(SETTLED, quiet_ms)
             if ms is not None:
                 applied[i].append(ms)
+        for i, client in enumerate(clients, len(pages)):
+            ms = client.settled(quiet_ms / 1e3)
+            if ms is not None:
+                applied[i].append(ms)
     server = (_tree_cpu_s(server_pid) - server0) if server_pid else 0.0
     rest = _tree_cpu_s(os.getpid()) - all0 - server
-    for c in contexts:
+    for c in (*contexts, *clients):
         c.close()
     return applied, (server, rest)
 
@@ -217,6 +236,8 @@ def main() -> None:
     ap.add_argument("--loads", type=int, default=5, help="page loads timed per page (median)")
     ap.add_argument("--sessions", type=int, default=0,
                     help="N concurrent sessions scrubbing the run, against one session alone")
+    ap.add_argument("--light", action="store_true",
+                    help="with --sessions N: one session in Chromium (measured), N - 1 without a browser (bench/ws_session.py)")
     ap.add_argument("--app", default=str(APP), help=argparse.SUPPRESS)
     args = ap.parse_args()
     root = os.path.abspath(args.runs)
@@ -233,10 +254,13 @@ def main() -> None:
             if args.sessions:
                 scrub(browser, base, 0, args.quiet_ms)  # the server's first session (imports)
                 (alone,), cpu_alone = concurrent(browser, base, 1, args.steps, args.quiet_ms, proc.pid)
-                together, cpu = concurrent(browser, base, args.sessions, args.steps, args.quiet_ms, proc.pid)
+                light = args.sessions - 1 if args.light else 0
+                together, cpu = concurrent(browser, base, args.sessions - light, args.steps, args.quiet_ms, proc.pid,
+                                           light=light)
                 browser.close()
                 print(f"run {run_id} under {root}; {args.steps} slider steps (ArrowLeft) per session, "
-                      f"default page, input -> last patch applied")
+                      f"default page, input -> last patch applied"
+                      + (f"; session 1 in Chromium, sessions 2-{args.sessions} without a browser" if light else ""))
                 print(f"1 session alone: median {statistics.median(alone):4.0f} ms, p90 {_p90(alone):4.0f} ms")
                 for i, ms in enumerate(together):
                     if not ms:
@@ -245,8 +269,9 @@ def main() -> None:
                     print(f"session {i + 1}/{args.sessions}: median {statistics.median(ms):4.0f} ms, "
                           f"p90 {_p90(ms):4.0f} ms ({len(ms)}/{args.steps} steps), "
                           f"median ratio {statistics.median(ms) / statistics.median(alone):.2f}")
-                every = [m for ms in together for m in ms]
-                print(f"{args.sessions} sessions together: median {statistics.median(every):4.0f} ms, "
+                every = [m for ms in (together[:1] if light else together) for m in ms]
+                print(("the browser's session among them" if light else f"{args.sessions} sessions together")
+                      + f": median {statistics.median(every):4.0f} ms, "
                       f"p90 {_p90(every):4.0f} ms; ratio to one session: median "
                       f"{statistics.median(every) / statistics.median(alone):.2f}, p90 {_p90(every) / _p90(alone):.2f} "
                       f"(goal 2.00)")
