@@ -9,6 +9,7 @@ CPU (~0.2-0.3 s a step each), not the viewer's.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 import time
@@ -16,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import panel  # noqa: E402,F401  (Panel's models, for the document received)
-import viz.run_view  # noqa: E402,F401  (the viewer's own models: the keyboard component)
 from bokeh.client import pull_session  # noqa: E402
 from bokeh.events import DocumentReady  # noqa: E402
 from bokeh.models import Slider  # noqa: E402
 
+for _module in ("panel", "viz.run_view"):  # Panel's and the viewer's models, for the document received
+    importlib.import_module(_module)
 # patches to these count as a plot update (as in browser_latency.HOOK): not the widgets' or the address's
 PLOT = {"ColumnDataSource", "Span", "LinearColorMapper", "Range1d", "DataRange1d", "FactorRange", "Title",
         "Figure", "Plot", "GlyphRenderer", "Image", "ColorBar"}
