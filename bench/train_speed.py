@@ -5,7 +5,9 @@ the same config and thread count. Prints ms/epoch (medians over rounds) and the 
 trainer's allocator setting (``tasks.accel.tune_allocator``) is process-wide, so the baseline
 rounds run with it too: a conservative ratio (glibc cannot be put back to its adaptive
 defaults in-process; pinning its thresholds instead made the baseline 1.6x slower, an unfair
-comparison). In a fresh process, without it, the baseline measured 546-554 ms/epoch.
+comparison). In a fresh process, without it, the baseline measured 546-554 ms/epoch. The
+project's per-pair products go through oneDNN where ``tasks.onednn`` finds it faster and exact
+(the baseline's stay on PyTorch's default); ``TDW_ONEDNN=0`` measures the project without it.
 
     .venv/bin/python bench/train_speed.py [--p 113] [--rounds 7] [--epochs 10] [--threads 1]
                                           [--test-every 10] [--compile on|off]
@@ -20,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tasks import data
+from tasks import data, onednn
 from tasks.config import preset
 from tasks.model import build_model
 from tasks.training import make_optimizer, pick_device, train
@@ -84,6 +86,7 @@ def main() -> None:
                                                args.project_epochs, args.compile))
     base, proj = (statistics.median(times[k]) for k in ("baseline", "project"))
     print(f"device={args.device} p={cfg.p} threads={args.threads} project: test_every={args.test_every} compile={args.compile} "
+          f"onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'} "
           f"(first call incl. compilation {warm:.1f} s); {args.rounds} rounds of {args.epochs} baseline "
           f"and {args.project_epochs} project epochs")
     print(f"baseline (TransformerLens full forward): {base:8.1f} ms/epoch")

@@ -43,7 +43,7 @@ class BatchedRuns:
         per_run = [FastForward(m, c).weights for m, c in zip(models, cfgs)]
         self.weights = [torch.nn.Parameter(torch.stack([w[i].detach() for w in per_run]))
                         for i in range(len(per_run[0]))]
-        self.shape = FastForward(models[0], cfg).shape
+        self.static = FastForward(models[0], cfg).static
         self.optimizer = adamw(self.weights, cfg)
         probe, targets = data.full_probe(cfg.p).to(device), data.labels(cfg.p).to(device)
         splits = [data.split(cfg.p, cfg.frac_train, c.data_seed) for c in cfgs]
@@ -53,7 +53,7 @@ class BatchedRuns:
         self._loss = torch.compile(loss, dynamic=False) if compiled else loss
 
     def _one(self, weights, x, y):
-        return loss_and_accuracy(forward_at_eq(tuple(weights), x, *self.shape)[0], y)
+        return loss_and_accuracy(forward_at_eq(tuple(weights), x, *self.static)[0], y)
 
     def evaluate(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         return self._loss(self.weights, self.x[split], self.y[split])

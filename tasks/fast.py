@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from tasks import onednn
 from tasks.config import RunConfig
 
 
@@ -51,14 +52,16 @@ class FastForward:
         self.w_u = find("head._original_component.weight")  # (d_vocab_out, d_model)
         self.p, self.H, self.dh = cfg.p, cfg.model.n_heads, cfg.model.d_head
         self.act_fn = cfg.model.act_fn
+        self.linear = onednn.linear_for(self.W_E)
 
     @property
     def weights(self) -> tuple[torch.Tensor, ...]:
         return (self.W_E, self.W_pos, self.q, self.k, self.v, self.o, self.w_in, self.w_out, self.w_u)
 
     @property
-    def shape(self) -> tuple[int, int, int, str]:
-        return self.p, self.H, self.dh, self.act_fn
+    def static(self) -> tuple:
+        """``(p, H, dh, act_fn, linear)``: the forward's arguments besides weights and pairs."""
+        return self.p, self.H, self.dh, self.act_fn, self.linear
 
     def logits(self, pairs: torch.Tensor) -> torch.Tensor:
         return self.run(pairs)[0]
@@ -66,13 +69,14 @@ class FastForward:
     def run(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(logits (B, d_vocab_out), pattern (B, head, 3), post (B, d_mlp))`` at '=': the
         values of ``hook_pattern[:, :, -1]`` and ``mlp.hook_post[:, -1]`` in the bridge."""
-        return forward_at_eq(self.weights, pairs, *self.shape)
+        return forward_at_eq(self.weights, pairs, *self.static)
 
 
 def forward_at_eq(weights: tuple[torch.Tensor, ...], pairs: torch.Tensor, p: int, H: int, dh: int,
-                  act_fn: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  act_fn: str, linear=onednn.dense) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fast forward as a pure function of the weights (so one compiled graph serves every
-    model of a shape): ``(logits, pattern, post)`` at '=' for ``pairs (B, 2)``."""
+    model of a shape): ``(logits, pattern, post)`` at '=' for ``pairs (B, 2)``. ``linear(x, w)``
+    is ``x @ w.T`` for the four per-pair products (:func:`tasks.onednn.linear_for`)."""
     W_E, W_pos, w_q, w_k, w_v, w_o, w_in, w_out, w_u = weights
     x_a = W_E[:p] + W_pos[0]  # (p, d_model): token t at position 0
     x_b = W_E[:p] + W_pos[1]  # (p, d_model): token t at position 1
@@ -90,9 +94,9 @@ def forward_at_eq(weights: tuple[torch.Tensor, ...], pairs: torch.Tensor, p: int
     scores = torch.stack([s_a[a], s_b[b], s_eq.expand(len(a), H)], dim=-1)  # (B, H, 3)
     pattern = scores.softmax(dim=-1)
     z = pattern[..., 0, None] * v_a[a] + pattern[..., 1, None] * v_b[b] + pattern[..., 2, None] * v_eq
-    attn_out = z.reshape(len(a), H * dh) @ w_o.T  # (B, d_model)
+    attn_out = linear(z.reshape(len(a), H * dh), w_o)  # (B, d_model)
     resid_mid = x_eq + attn_out
-    pre = resid_mid @ w_in.T  # (B, d_mlp); ReLU in place: one (B, d_mlp) buffer less, same bits
+    pre = linear(resid_mid, w_in)  # (B, d_mlp); ReLU in place: one (B, d_mlp) buffer less, same bits
     post = pre.relu_() if act_fn == "relu" else torch.nn.functional.gelu(pre)
-    resid_post = resid_mid + post @ w_out.T
-    return resid_post @ w_u.T, pattern, post
+    resid_post = resid_mid + linear(post, w_out)
+    return linear(resid_post, w_u), pattern, post

@@ -71,8 +71,8 @@ def loss_and_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torc
     return loss, (logits.argmax(-1) == targets).double().mean()
 
 
-def _fast_loss(weights, shape, x, y):
-    return loss_and_accuracy(forward_at_eq(weights, x[:, :2], *shape)[0], y)
+def _fast_loss(weights, static, x, y):
+    return loss_and_accuracy(forward_at_eq(weights, x[:, :2], *static)[0], y)
 
 
 # one compiled function for the process: the weights are inputs, not captured, so every model
@@ -88,7 +88,7 @@ def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False):
         return lambda x, y: loss_and_accuracy(model(x)[:, -1], y)
     fast = FastForward(model, cfg)
     loss = _compiled_fast_loss if compiled else _fast_loss
-    return lambda x, y: loss(fast.weights, fast.shape, x, y)
+    return lambda x, y: loss(fast.weights, fast.static, x, y)
 
 
 OnCheckpoint = Callable[[int, torch.nn.Module, torch.optim.Optimizer, Series], None]

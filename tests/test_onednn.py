@@ -1,0 +1,82 @@
+"""The oneDNN product agrees with float64 to float32 rounding wherever it is used, and is refused where it would not."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.func import vmap
+
+from tasks import onednn
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN float32 matmul not available here")
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b).abs().max() / b.abs().max()).item()
+
+
+@needs_onednn
+@pytest.mark.parametrize("d_in,d_out", [(128, 512), (512, 128), (128, 113), (7, 3)])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_product_and_gradients_match_float64(d_in, d_out, compiled):
+    """Both backward layouts (``d_in >= d_out`` and not), eager and under ``torch.compile``."""
+    gen = torch.Generator().manual_seed(d_in + d_out)
+    x = torch.randn(383, d_in, generator=gen, requires_grad=True)
+    w = torch.randn(d_out, d_in, generator=gen, requires_grad=True)
+    dy = torch.randn(383, d_out, generator=gen)
+    lin = onednn.linear_for(x)
+    assert lin is not onednn.dense
+    f = torch.compile(lambda a, b: lin(a, b) * dy, dynamic=False) if compiled else (lambda a, b: lin(a, b) * dy)
+    f(x, w).sum().backward()
+    x64, w64, dy64 = x.detach().double(), w.detach().double(), dy.double()
+    assert _rel(lin(x, w).detach(), x64 @ w64.T) < 1e-5
+    assert _rel(x.grad, dy64 @ w64) < 1e-5
+    assert _rel(w.grad, dy64.T @ x64) < 1e-5
+    assert w.grad.is_contiguous()
+
+
+@needs_onednn
+def test_vmap_uses_a_batched_product():
+    xs, ws = torch.randn(3, 50, 16, requires_grad=True), torch.randn(3, 8, 16, requires_grad=True)
+    lin = onednn.linear_for(xs)
+    out = vmap(lin)(xs, ws)
+    assert torch.equal(out, torch.bmm(xs, ws.transpose(1, 2)))
+    out.square().sum().backward()
+    assert _rel(ws.grad, 2 * torch.einsum("kbo,kbi->koi", out, xs).detach().double()) < 1e-5
+    shared = torch.randn(8, 16)
+    assert torch.allclose(vmap(lin, in_dims=(0, None))(xs, shared), xs @ shared.T)
+
+
+def test_other_dtypes_and_devices_use_torch_matmul():
+    assert onednn.linear_for(torch.zeros(1, dtype=torch.float64)) is onednn.dense
+    if torch.cuda.is_available():
+        assert onednn.linear_for(torch.zeros(1, device="cuda")) is onednn.dense
+
+
+def test_a_backend_that_loses_precision_is_refused(monkeypatch):
+    """A product rounded through bfloat16 (what reduced-precision oneDNN modes do) fails the
+    start-up check, so :func:`onednn.available` would keep every product on ``torch.matmul``."""
+    monkeypatch.setattr(onednn, "_dnn", lambda x, w: (x.bfloat16() @ w.bfloat16().T).float())
+    assert not onednn._shapes_agree()
+
+
+def _fresh_process(context: str = "contextlib.nullcontext()", **env: str) -> list[str]:
+    """``available()`` and whether ``linear_for`` picks torch.matmul, decided first inside ``context``."""
+    code = ("import contextlib, torch; from tasks import onednn\n"
+            f"with {context}:\n    print(onednn.available(), onednn.linear_for(torch.zeros(1)) is onednn.dense)")
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+@needs_onednn
+@pytest.mark.parametrize("context", ["torch.no_grad()", "torch.inference_mode()"])
+def test_a_first_use_without_gradients_still_finds_it(context):
+    """A process whose first product is an analysis's (under no_grad) decides as a training does."""
+    assert _fresh_process(context) == ["True", "False"]
+
+
+def test_it_can_be_turned_off():
+    assert _fresh_process(TDW_ONEDNN="0") == ["False", "True"]
