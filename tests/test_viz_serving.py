@@ -30,6 +30,24 @@ def test_the_neuron_grid_draws_the_colours_of_its_values(smoke_run):
         np.testing.assert_array_equal(rgba, generic.to_rgba(grid.image, m.low, m.high, m.palette), err_msg=mode)
 
 
+def test_pages_on_the_same_epoch_share_the_grids_colours(smoke_run):
+    """The neuron grid's frame (tiles, colours) is made once per process for every page showing
+    it (``neurons.grid_frame``), read-only; a page with other choices gets its own; forgetting
+    the reads (a run re-created) drops it too."""
+    from viz import data, neurons
+
+    first, second = App(smoke_run[0]).view, App(smoke_run[0]).view
+    grids = [v.views["neuron_grid"] for v in (first, second)]
+    shared = [g.source.data["rgba"][0] for g in grids]
+    assert shared[0] is shared[1] and not shared[0].flags.writeable
+    second.colour.value = COLOUR_MODES[2]
+    assert grids[1].source.data["rgba"][0] is not shared[0]
+    np.testing.assert_array_equal(grids[0].source.data["rgba"][0], shared[0])  # the first page is untouched
+    assert neurons.grid_frame.cache_info().currsize > 0
+    data.forget()
+    assert neurons.grid_frame.cache_info().currsize == 0
+
+
 def test_a_warm_up_run_of_the_app_leaves_no_refresh_running(smoke_run, monkeypatch):
     """`tdw serve` runs the app once at start-up (``panel serve --warm``), outside any session:
     that run must not start the periodic refresh, which would then poll the store forever."""

@@ -165,10 +165,23 @@ def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
 
 
+_derived: list = []  # the views' caches of what they compute from these reads (``derived``)
+
+
+def derived(maxsize: int):
+    """``functools.lru_cache`` for a view's work on cached reads, shared by every session of
+    the process (pages showing the same epoch colour it once) and cleared by :func:`forget`."""
+    def wrap(fn):
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+        _derived.append(cached)
+        return cached
+    return wrap
+
+
 def forget() -> None:
     """Drop cached handles and reads (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe, series):
+    for cached in (epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe, series, *_derived):
         cached.cache_clear()
     with _done_lock:
         _done.clear()
