@@ -7,8 +7,8 @@ Measured on the 2-core CPU (``bench/train_speed.py``, p = 113, one thread):
 - ``torch.compile`` of the loss (fast forward, float64 cross-entropy, accuracy) fuses the
   gathers and elementwise work around the matmuls: ~70 -> ~52 ms a step, for ~10-25 s of
   compilation once per process (cached on disk between processes);
-- the per-pair products go through oneDNN's float32 matmul, which :mod:`tasks.onednn` proves
-  exact at start-up (on the AMD EPYC it runs ~2.2x MKL's AVX2 path: a compiled step ~62 -> ~38
+- the per-pair products go through oneDNN's float32 matmul, which :mod:`tasks.onednn` checks
+  against float64 at start-up (on the AMD EPYC it runs ~2.2x MKL's AVX2 path: a compiled step ~62 -> ~38
   ms). Lowering matmul precision (``torch.backends.mkldnn.matmul.fp32_precision``
   = ``bf16``) is never done.
 Compiled and eager steps compute the same function to float32 rounding (``tests/test_fast.py``);

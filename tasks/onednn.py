@@ -1,17 +1,19 @@
-"""``linear(x, w) = x @ w.T`` for the fast forward: on CPUs, float32 through oneDNN, proven exact
-at start-up.
+"""``linear(x, w) = x @ w.T`` for the fast forward: on CPUs, float32 through oneDNN, checked
+against float64 at start-up.
 
 PyTorch hands CPU float32 matmuls to MKL. On AMD CPUs MKL takes its AVX2 path: on the 2-core
 AMD EPYC (Zen 5, AVX-512) a ``(3830, 128) @ (128, 512)`` product runs ~77 GFLOP/s through MKL
 and ~2.2x faster through oneDNN's float32 matmul, which dispatches on the instruction set, not
 the vendor. Matmuls are ~85% of a compiled training step there. oneDNN's float32 path stays in
 float32 (only ``torch.backends.mkldnn.matmul.fp32_precision`` = ``bf16``/``tf32`` would lower
-it; this module then stays off), and :func:`available` proves it once per process before any use:
-each product shape the forward and backward use must match a float64 reference to float32
-accuracy, else every call stays on ``torch.matmul``. The choice never depends on timing, so
-every process on a machine makes the same one (a resumed run stays bit-identical). On Intel
-CPUs, where MKL takes its AVX-512 path, the gain is likely smaller (not measured here).
-``TDW_ONEDNN=0`` turns it off.
+it; this module then stays off), and :func:`available` checks it once per process before any
+use: on four shapes like the forward's (d_model 128, d_mlp 512, p 113, and a square one), the
+product and both backward layouts must match float64 to 1e-5 relative (float32 rounding gives
+~1e-6, bf16 ~1e-2), else every call stays on ``torch.matmul``. The choice never depends on
+timing, so every process on a machine makes the same one. oneDNN and MKL round differently,
+so a run resumed with the other choice (``TDW_ONEDNN`` set differently, or a run begun before
+this module) continues correctly but not bit-identically. On Intel CPUs, where MKL takes its
+AVX-512 path, the gain is likely smaller (not measured here). ``TDW_ONEDNN=0`` turns it off.
 
 :func:`linear_for` picks the product once per model. ``tdw::linear`` is a custom op with its
 own backward (two more ``tdw::linear`` products, each laid out the way oneDNN runs fastest), a
@@ -91,16 +93,21 @@ def _shapes_agree() -> bool:
     return True
 
 
+def _full_precision() -> bool:
+    """oneDNN's float32 matmul is not lowered (``torch.set_float32_matmul_precision("medium")``
+    sets it to bf16; read on every choice, since that may come after the check)."""
+    mkldnn_matmul = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    return getattr(mkldnn_matmul, "fp32_precision", "none") in ("ieee", "none")
+
+
 @functools.cache
 def available() -> bool:
-    """Whether :func:`linear` uses oneDNN in this process (checked once, on first use)."""
+    """Whether :func:`linear_for` may pick oneDNN in this process (checked once, on first use)."""
     if os.environ.get("TDW_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
-        return False
-    if torch.backends.mkldnn.matmul.fp32_precision not in ("ieee", "none"):
         return False
     try:  # the first use may come under no_grad (an analysis): the check needs its gradients
         with torch.inference_mode(False), torch.enable_grad():
-            return _shapes_agree()
+            return _full_precision() and _shapes_agree()
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
 
@@ -114,6 +121,6 @@ def linear_for(like: torch.Tensor):
     """The ``linear(x, w)`` for 2-D operands of ``like``'s device and dtype: ``tdw::linear``
     for CPU float32 when :func:`available`, else :func:`dense` (GPUs, other dtypes, a failed
     check). Chosen outside any compiled region, which then sees one fixed function."""
-    if like.device.type == "cpu" and like.dtype == torch.float32 and available():
+    if like.device.type == "cpu" and like.dtype == torch.float32 and available() and _full_precision():
         return _linear
     return dense

@@ -15,7 +15,7 @@ def _rel(a, b) -> float:
 
 
 def test_batched_runs_follow_their_separate_trainings():
-    """Weights after 5 steps, and losses through 20. Two float32 trainings that round
+    """Weights after 5 steps, and losses at epochs 0, 1 and 19. Two float32 trainings that round
     differently drift apart later (Adam amplifies rounding: after 20 steps of this config either
     one is ~1e-3 from a float64 training), so the weights are compared before that."""
     cfgs = [preset("smoke", seed=s, data_seed=d, num_epochs=21, checkpoint_epochs=(0,))

@@ -56,6 +56,20 @@ def test_other_dtypes_and_devices_use_torch_matmul():
         assert onednn.linear_for(torch.zeros(1, device="cuda")) is onednn.dense
 
 
+@needs_onednn
+def test_lowering_matmul_precision_later_turns_it_off():
+    """``set_float32_matmul_precision("medium")`` after the check makes oneDNN round through
+    bf16: the next choice falls back to torch.matmul."""
+    settings = torch.backends.mkldnn.matmul
+    before = settings.fp32_precision
+    settings.fp32_precision = "bf16"
+    try:
+        assert onednn.linear_for(torch.zeros(1)) is onednn.dense
+    finally:
+        settings.fp32_precision = before
+    assert onednn.linear_for(torch.zeros(1)) is not onednn.dense
+
+
 def test_a_backend_that_loses_precision_is_refused(monkeypatch):
     """A product rounded through bfloat16 (what reduced-precision oneDNN modes do) fails the
     start-up check, so :func:`onednn.available` would keep every product on ``torch.matmul``."""

@@ -43,6 +43,9 @@ def test_pages_on_the_same_epoch_share_the_grids_colours(smoke_run):
     second.colour.value = COLOUR_MODES[2]
     assert grids[1].source.data["rgba"][0] is not shared[0]
     np.testing.assert_array_equal(grids[0].source.data["rgba"][0], shared[0])  # the first page is untouched
+    second.colour.value = first.colour.value
+    second.grid_size.value = next(n for n in second.grid_size.options if n != first.grid_size.value)  # other neurons
+    assert grids[1].neurons != grids[0].neurons and grids[1].source.data["rgba"][0] is not shared[0]
     assert neurons.grid_frame.cache_info().currsize > 0
     data.forget()
     assert neurons.grid_frame.cache_info().currsize == 0

@@ -69,7 +69,7 @@ def grid_frame(root: str, run_id: str, epoch: int, neurons: tuple[int, ...], gap
     colours, the neuron drawn at each pixel (-1 in gaps) and the colour range and palette. The
     range is the image's own, or, fixed, each neuron's over ``epochs``. Computed once per process
     for all the sessions showing it (~3 ms at p = 113 for 16 neurons; the recent 16 are kept,
-    ~2 MB each)."""
+    ~2.75 MB each). Read-only: a source given them is refilled whole, never patched in place."""
     image, tile = mosaic(data.neuron_maps(root, run_id, epoch, neurons), gap)
     if mode == COLOUR_MODES[0]:
         low, high = float(np.nanmin(image)), float(np.nanmax(image))
