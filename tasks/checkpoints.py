@@ -129,8 +129,10 @@ def load_into(model: torch.nn.Module, path: str, cfg: RunConfig, epoch: int) -> 
     model.load_state_dict(tensors)
 
 
-def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str], epoch: int) -> None:
-    """AdamW moments per trainable parameter (``names`` in optimiser order) at ``epoch``."""
+def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str], epoch: int,
+                     matmul: str = "torch") -> None:
+    """AdamW moments per trainable parameter (``names`` in optimiser order) at ``epoch``, and
+    the products the run was trained with (``matmul``: ``tasks.onednn.choice``)."""
     tensors, steps = {}, set()
     params = optimizer.param_groups[0]["params"]
     for name, param in zip(names, params, strict=True):
@@ -139,12 +141,13 @@ def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
             tensors[f"{name}.exp_avg"] = st["exp_avg"]
             tensors[f"{name}.exp_avg_sq"] = st["exp_avg_sq"]
             steps.add(float(st["step"]))
-    meta = {"format": FORMAT, "epoch": str(epoch), "step": str(steps.pop() if steps else 0.0)}
+    meta = {"format": FORMAT, "epoch": str(epoch), "step": str(steps.pop() if steps else 0.0), "matmul": matmul}
     _atomic_save(tensors, path, meta)
 
 
-def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str]) -> int:
-    """Restore the optimiser from ``path``; returns the epoch it belongs to."""
+def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[int, str]:
+    """Restore the optimiser from ``path``; returns the epoch it belongs to and the products the
+    run was trained with (``"torch"`` for a state saved before they were recorded)."""
     tensors, meta = read_checkpoint(path)
     step = float(meta["step"])
     group = optimizer.param_groups[0]
@@ -158,7 +161,7 @@ def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
                 "exp_avg": tensors[f"{name}.exp_avg"].to(param.device),
                 "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(param.device),
             }
-    return int(meta["epoch"])
+    return int(meta["epoch"]), meta.get("matmul", "torch")
 
 
 def checkpoint_metadata(path: str, verify: bool = False) -> dict:

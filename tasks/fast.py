@@ -27,9 +27,10 @@ def applies(cfg: RunConfig) -> bool:
 
 
 class FastForward:
-    """``logits(pairs)`` for pairs ``(B, 2)`` of ``(a, b)``; returns ``(B, d_vocab_out)``."""
+    """``logits(pairs)`` for pairs ``(B, 2)`` of ``(a, b)``; returns ``(B, d_vocab_out)``.
+    ``matmul="torch"`` keeps the per-pair products on ``torch.matmul`` (a run trained so)."""
 
-    def __init__(self, model: torch.nn.Module, cfg: RunConfig):
+    def __init__(self, model: torch.nn.Module, cfg: RunConfig, matmul: str | None = None):
         if not applies(cfg):
             raise ValueError("the fast forward needs 1 layer and no LayerNorm")
         params = dict(model.named_parameters())
@@ -52,7 +53,8 @@ class FastForward:
         self.w_u = find("head._original_component.weight")  # (d_vocab_out, d_model)
         self.p, self.H, self.dh = cfg.p, cfg.model.n_heads, cfg.model.d_head
         self.act_fn = cfg.model.act_fn
-        self.linear = onednn.linear_for(self.W_E)
+        # matmul: "torch" keeps torch.matmul; otherwise oneDNN where it is available (tasks.onednn)
+        self.linear = onednn.dense if matmul == "torch" else onednn.linear_for(self.W_E)
 
     @property
     def weights(self) -> tuple[torch.Tensor, ...]:

@@ -10,9 +10,10 @@ it; this module then stays off), and :func:`available` checks it once per proces
 use: on four shapes like the forward's (d_model 128, d_mlp 512, p 113, and a square one), the
 product and both backward layouts must match float64 to 1e-5 relative (float32 rounding gives
 ~1e-6, bf16 ~1e-2), else every call stays on ``torch.matmul``. The choice never depends on
-timing, so every process on a machine makes the same one. oneDNN and MKL round differently,
-so a run resumed with the other choice (``TDW_ONEDNN`` set differently, or a run begun before
-this module) continues correctly but not bit-identically. On Intel CPUs, where MKL takes its
+timing, so every process on a machine makes the same one. oneDNN and MKL round differently, so
+a run's resume state records the choice (:func:`choice`) and a resumed run keeps it: one begun
+on torch.matmul (before this module, or with ``TDW_ONEDNN=0``) stays on it; one begun on oneDNN
+and resumed where it is off goes on with torch.matmul, correct but not bit-identical, and says so. On Intel CPUs, where MKL takes its
 AVX-512 path, the gain is likely smaller (not measured here). ``TDW_ONEDNN=0`` turns it off.
 
 :func:`linear_for` picks the product once per model. ``tdw::linear`` is a custom op with its
@@ -115,6 +116,12 @@ def available() -> bool:
 def dense(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``x (B, d_in) @ w (d_out, d_in).T`` through ``torch.matmul``."""
     return x @ w.T
+
+
+def choice(device: torch.device | str) -> str:
+    """``"onednn"`` or ``"torch"``: the products :func:`linear_for` picks for float32 on ``device``
+    (what a run's resume state records, so that a resumed run computes as before)."""
+    return "torch" if linear_for(torch.empty(0, device=device)) is dense else "onednn"
 
 
 def linear_for(like: torch.Tensor):

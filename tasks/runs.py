@@ -17,12 +17,13 @@ import torch
 from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
-from tasks import progress
+from tasks import onednn, progress
 from tasks.lock import layout_lock, training_lock
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
 from tasks.config import RunConfig
+from tasks.fast import applies
 from tasks.model import build_model, trainable
 from tasks.training import Series, make_optimizer, pick_device, train
 
@@ -86,23 +87,36 @@ def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Series]:
-    """Load the latest saved training state, if any: ``(start_epoch, series so far)``."""
+def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Series, str | None]:
+    """Load the latest saved training state, if any: ``(start_epoch, series so far, the products
+    it was trained with)`` (None: starting afresh)."""
     run_id, series = cfg.run_id, Series.empty(cfg.num_epochs)
     state_path = layout.train_state_path(root, run_id)
     if not files.isfile(state_path):
-        return 0, series
+        return 0, series, None
     names = list(trainable(model))
     try:
-        epoch = ckpt.load_train_state(state_path, optimizer, names)
+        epoch, matmul = ckpt.load_train_state(state_path, optimizer, names)
         ckpt.load_into(model, layout.checkpoint_path(root, run_id, epoch), cfg, epoch)
     except ckpt.CheckpointError:
         optimizer.state.clear()
-        return 0, series  # damaged state: start over from the seeded initialisation
+        return 0, series, None  # damaged state: start over from the seeded initialisation
     saved = open_run(root, run_id).series()
     for name, values in saved.items():
         getattr(series, name)[:epoch] = values[:epoch]
-    return epoch, series
+    return epoch, series, matmul
+
+
+def _products(cfg: RunConfig, dev: torch.device, recorded: str | None) -> str:
+    """The products to train with: those the run was trained with, else this process's choice.
+    A run trained with oneDNN resumed where it is off goes on with torch.matmul, said in a
+    warning: correct, but no longer bit-identical to an uninterrupted run."""
+    here = onednn.choice(dev)
+    if recorded == "onednn" and here != "onednn" and applies(cfg):
+        warnings.warn(f"run {cfg.run_id} was trained with oneDNN float32 products, which this process "
+                      f"does not use (TDW_ONEDNN=0, another device, or its check failed): it continues "
+                      f"with torch.matmul, correct but not bit-identical to an uninterrupted run", stacklevel=3)
+    return recorded or here
 
 
 def checkpoint_problem(root: str, cfg: RunConfig, epoch: int, verify: bool = False) -> str | None:
@@ -134,7 +148,7 @@ def _set_aside(path: str) -> None:
 
 
 def recompute_checkpoints(root: str, cfg: RunConfig, through: int, dev: torch.device,
-                          compile_mode: str = "auto") -> list[int]:
+                          compile_mode: str = "auto", matmul: str | None = None) -> list[int]:
     """Find the checkpoints up to epoch ``through`` that are missing or damaged, name them,
     and recompute them by replaying training from the seeded initialisation (deterministic:
     the same weights on the same device and thread count). Only those files are written."""
@@ -155,7 +169,7 @@ def recompute_checkpoints(root: str, cfg: RunConfig, through: int, dev: torch.de
             ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
 
     train(cfg, model, make_optimizer(model, cfg), on_checkpoint=write, stop_epoch=max(damaged),
-          compile_mode=compile_mode)
+          compile_mode=compile_mode, matmul=matmul)
     return sorted(damaged)
 
 
@@ -191,9 +205,10 @@ def train_run(
     remove_stale_partials(root, cfg.run_id)
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
-    start, series = _resume_point(root, cfg, model, optimizer)
+    start, series, recorded = _resume_point(root, cfg, model, optimizer)
+    matmul = _products(cfg, dev, recorded)
     if start:  # checkpoints before the resume point must all be whole
-        recompute_checkpoints(root, cfg, start - 1, dev, compile_mode)
+        recompute_checkpoints(root, cfg, start - 1, dev, compile_mode, matmul)
     if start == cfg.num_epochs - 1 and checkpoint_ok(root, cfg, start):
         if on_checkpoint:
             for e in cfg.checkpoint_epochs:
@@ -210,7 +225,7 @@ def train_run(
             ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
         store.write_series(series.as_dict(), flushed[0], epoch + 1)
         flushed[0] = epoch + 1
-        ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch)
+        ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch, matmul)
         if on_checkpoint:
             on_checkpoint(epoch)
 
@@ -225,7 +240,7 @@ def train_run(
             on_progress(epoch, series)
 
     return train(cfg, model, optimizer, start_epoch=start, series=series,
-                 on_checkpoint=save, on_progress=report, compile_mode=compile_mode)
+                 on_checkpoint=save, on_progress=report, compile_mode=compile_mode, matmul=matmul)
 
 
 _spare_models: dict[str, list[torch.nn.Module]] = {}

@@ -80,13 +80,14 @@ def _fast_loss(weights, static, x, y):
 _compiled_fast_loss = torch.compile(_fast_loss, dynamic=False)
 
 
-def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False):
+def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False, matmul: str | None = None):
     """``f(inputs (B, 3), targets) -> (float64 loss, accuracy)`` at the ``=`` position, 0-d
     tensors on the model's device (no host sync): the exact fast forward where it applies
-    (compiled with ``torch.compile`` if asked), the TransformerLens forward otherwise."""
+    (compiled with ``torch.compile`` if asked; its products as ``matmul`` says, see
+    :class:`tasks.fast.FastForward`), the TransformerLens forward otherwise."""
     if not applies(cfg):
         return lambda x, y: loss_and_accuracy(model(x)[:, -1], y)
-    fast = FastForward(model, cfg)
+    fast = FastForward(model, cfg, matmul)
     loss = _compiled_fast_loss if compiled else _fast_loss
     return lambda x, y: loss(fast.weights, fast.static, x, y)
 
@@ -107,12 +108,15 @@ def train(
     progress_every_s: float = 1.0,
     compile_mode: str = "auto",
     stop_epoch: int | None = None,
+    matmul: str | None = None,
 ) -> Series:
     """Train ``model`` from ``start_epoch`` (whose weights and optimiser state it holds) to
     ``cfg.num_epochs - 1``. ``on_checkpoint(epoch, model, optimizer, series)`` runs at each
     checkpoint epoch before that epoch's step; ``on_progress`` at most every ``progress_every_s``.
     ``compile_mode``: ``auto`` | ``on`` | ``off`` (see :func:`tasks.accel.should_compile`).
-    ``stop_epoch``: stop once that epoch is evaluated (and checkpointed), before its step."""
+    ``stop_epoch``: stop once that epoch is evaluated (and checkpointed), before its step.
+    ``matmul``: ``"torch"`` keeps the fast forward's products on ``torch.matmul`` (default: oneDNN
+    where available; ``tasks.onednn.choice``)."""
     device = next(model.parameters()).device
     tune_allocator()
     probe = data.full_probe(cfg.p).to(device)
@@ -120,7 +124,7 @@ def train(
     train_idx, test_idx = data.split(cfg.p, cfg.frac_train, cfg.data_seed)
     x_train, y_train = probe[train_idx.to(device)], targets[train_idx.to(device)]
     x_test, y_test = probe[test_idx.to(device)], targets[test_idx.to(device)]
-    evaluate = objective(model, cfg, should_compile(cfg, device, compile_mode))
+    evaluate = objective(model, cfg, should_compile(cfg, device, compile_mode), matmul)
     series = series or Series.empty(cfg.num_epochs)
     # the series are written on the device and copied to ``series`` when someone looks:
     # no host sync in the loop (it would stall a GPU every step)

@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch.func import vmap
 
+from store import layout
+from tasks import checkpoints as ckpt
 from tasks import onednn
+from tasks.config import preset
+from tasks.fast import FastForward
+from tasks.model import build_model
+from tasks.runs import prepare_run, train_run
+from tasks.training import make_optimizer, train
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN float32 matmul not available here")
 
@@ -94,3 +101,54 @@ def test_a_first_use_without_gradients_still_finds_it(context):
 
 def test_it_can_be_turned_off():
     assert _fresh_process(TDW_ONEDNN="0") == ["False", "True"]
+
+
+class _Crash(Exception):
+    pass
+
+
+def _train_until(root, cfg, epoch):
+    """Train, and die (as a kill would) right after the checkpoint of ``epoch`` is saved."""
+    def crash(e):
+        if e == epoch:
+            raise _Crash
+    with pytest.raises(_Crash):
+        train_run(root, cfg, device="cpu", on_checkpoint=crash)
+
+
+@needs_onednn
+def test_a_resumed_run_keeps_the_products_it_was_trained_with(tmp_path, monkeypatch):
+    """The resume state records the products (``onednn.choice``). A run begun on torch.matmul
+    (here: forced; in life, begun before oneDNN or with ``TDW_ONEDNN=0``) resumes on
+    torch.matmul and ends bit-identical to an uninterrupted torch.matmul training, which
+    oneDNN's rounding would not; a oneDNN run resumed where oneDNN is off says so."""
+    cfg = preset("smoke", num_epochs=40, checkpoint_epochs=(0, 20, 39))
+
+    def final(root):
+        model = build_model(cfg)
+        ckpt.load_into(model, layout.checkpoint_path(root, cfg.run_id, 39), cfg, 39)
+        return FastForward(model, cfg).weights
+
+    straight = {}
+    for matmul in ("torch", "onednn"):
+        model = build_model(cfg)
+        train(cfg, model, make_optimizer(model, cfg), compile_mode="off", matmul=matmul)
+        straight[matmul] = [w.detach().clone() for w in FastForward(model, cfg).weights]
+
+    root = str(tmp_path / "torch")
+    prepare_run(root, cfg)
+    with monkeypatch.context() as m:
+        m.setattr(onednn, "choice", lambda device: "torch")
+        _train_until(root, cfg, 20)
+    assert ckpt.read_checkpoint(layout.train_state_path(root, cfg.run_id))[1]["matmul"] == "torch"
+    train_run(root, cfg, device="cpu")  # this process would choose oneDNN for a new run
+    resumed = final(root)
+    assert all(torch.equal(a, b) for a, b in zip(resumed, straight["torch"]))
+    assert not all(torch.equal(a, b) for a, b in zip(resumed, straight["onednn"]))
+
+    root = str(tmp_path / "onednn")
+    prepare_run(root, cfg)
+    _train_until(root, cfg, 20)
+    monkeypatch.setattr(onednn, "choice", lambda device: "torch")
+    with pytest.warns(UserWarning, match="trained with oneDNN"):
+        train_run(root, cfg, device="cpu")
