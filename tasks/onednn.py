@@ -4,17 +4,18 @@ against float64 at start-up.
 PyTorch hands CPU float32 matmuls to MKL. On AMD CPUs MKL takes its AVX2 path: on the 2-core
 AMD EPYC (Zen 5, AVX-512) a ``(3830, 128) @ (128, 512)`` product runs ~77 GFLOP/s through MKL
 and ~2.2x faster through oneDNN's float32 matmul, which dispatches on the instruction set, not
-the vendor. Matmuls are ~85% of a compiled training step there. oneDNN's float32 path stays in
-float32 (only ``torch.backends.mkldnn.matmul.fp32_precision`` = ``bf16``/``tf32`` would lower
-it; this module then stays off), and :func:`available` checks it once per process before any
+the vendor. Matmuls are ~85% of a compiled training step there. While a lowered matmul
+precision is asked for (``torch.backends.mkldnn.matmul.fp32_precision`` = ``bf16``/``tf32``),
+this module stands aside; otherwise :func:`available` checks the op once per process before any
 use: on four shapes like the forward's (d_model 128, d_mlp 512, p 113, and a square one), the
 product and both backward layouts must match float64 to 1e-5 relative (float32 rounding gives
 ~1e-6, bf16 ~1e-2), else every call stays on ``torch.matmul``. The choice never depends on
 timing, so every process on a machine makes the same one. oneDNN and MKL round differently, so
 a run's resume state records the choice (:func:`choice`) and a resumed run keeps it: one begun
 on torch.matmul (before this module, or with ``TDW_ONEDNN=0``) stays on it; one begun on oneDNN
-and resumed where it is off goes on with torch.matmul, correct but not bit-identical, and says so. On Intel CPUs, where MKL takes its
-AVX-512 path, the gain is likely smaller (not measured here). ``TDW_ONEDNN=0`` turns it off.
+and resumed where it is off goes on with torch.matmul, correct but not bit-identical, and says
+so. On Intel CPUs, where MKL takes its AVX-512 path, the gain is likely smaller (not measured
+here). ``TDW_ONEDNN=0`` turns it off.
 
 :func:`linear_for` picks the product once per model. ``tdw::linear`` is a custom op with its
 own backward (two more ``tdw::linear`` products, each laid out the way oneDNN runs fastest), a
@@ -95,8 +96,10 @@ def _shapes_agree() -> bool:
 
 
 def _full_precision() -> bool:
-    """oneDNN's float32 matmul is not lowered (``torch.set_float32_matmul_precision("medium")``
-    sets it to bf16; read on every choice, since that may come after the check)."""
+    """No lowered float32 matmul precision was asked for (``torch.set_float32_matmul_precision
+    ("medium")`` sets oneDNN's to bf16). This op measured exact under bf16 too (the check passes),
+    but a user who asks for fast inexact matmuls gets torch.matmul, which follows the setting.
+    Read on every choice: the setting may change after the check."""
     mkldnn_matmul = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
     return getattr(mkldnn_matmul, "fp32_precision", "none") in ("ieee", "none")
 
@@ -108,7 +111,7 @@ def available() -> bool:
         return False
     try:  # the first use may come under no_grad (an analysis): the check needs its gradients
         with torch.inference_mode(False), torch.enable_grad():
-            return _full_precision() and _shapes_agree()
+            return _shapes_agree()
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
 

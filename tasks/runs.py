@@ -108,15 +108,17 @@ def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Ser
 
 
 def _products(cfg: RunConfig, dev: torch.device, recorded: str | None) -> str:
-    """The products to train with: those the run was trained with, else this process's choice.
-    A run trained with oneDNN resumed where it is off goes on with torch.matmul, said in a
-    warning: correct, but no longer bit-identical to an uninterrupted run."""
+    """The products to train with (and record): a run trained on torch.matmul stays on it; any
+    other gets this process's choice. A run trained with oneDNN resumed where it is off goes on
+    with torch.matmul, said in a warning: correct, but no longer bit-identical."""
+    if recorded == "torch":
+        return recorded
     here = onednn.choice(dev)
     if recorded == "onednn" and here != "onednn" and applies(cfg):
         warnings.warn(f"run {cfg.run_id} was trained with oneDNN float32 products, which this process "
                       f"does not use (TDW_ONEDNN=0, another device, or its check failed): it continues "
                       f"with torch.matmul, correct but not bit-identical to an uninterrupted run", stacklevel=3)
-    return recorded or here
+    return here
 
 
 def checkpoint_problem(root: str, cfg: RunConfig, epoch: int, verify: bool = False) -> str | None:

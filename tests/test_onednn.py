@@ -65,8 +65,8 @@ def test_other_dtypes_and_devices_use_torch_matmul():
 
 @needs_onednn
 def test_lowering_matmul_precision_later_turns_it_off():
-    """``set_float32_matmul_precision("medium")`` after the check makes oneDNN round through
-    bf16: the next choice falls back to torch.matmul."""
+    """``set_float32_matmul_precision("medium")`` (oneDNN's matmul precision bf16) after the
+    check: the next choice leaves the products to torch.matmul, which follows that setting."""
     settings = torch.backends.mkldnn.matmul
     before = settings.fp32_precision
     settings.fp32_precision = "bf16"

@@ -83,6 +83,15 @@ def _lut(palette: tuple[str, ...]) -> np.ndarray:
     return rgb[:, 0] | rgb[:, 1] << 8 | rgb[:, 2] << 16 | np.uint32(255) << 24
 
 
+def colours(low: float, high: float, mode: str, palette=Viridis256) -> dict:
+    """The colour mapper's settings for values ``low .. high`` in colour ``mode``: symmetric about
+    zero on the diverging palette, else ``low .. high`` (at least 1e-6 wide) on ``palette``."""
+    if mode == COLOUR_MODES[2]:
+        m = max(abs(low), abs(high))
+        return {"low": -m, "high": m, "palette": DIVERGING}
+    return {"low": low, "high": high if high > low else low + 1e-6, "palette": palette}
+
+
 def to_rgba(values: np.ndarray, low: float, high: float, palette) -> np.ndarray:
     """``values`` (ny, nx) coloured as Bokeh's ``LinearColorMapper`` colours them (palette
     entry ⌊(v - low) / (high - low) · n⌋, clipped to the palette; NaN white), packed as the
@@ -184,10 +193,7 @@ class Heatmap(EpochView):
             low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         else:
             low, high = data.value_range(self.root, self.run_id, self.name, tuple(self.epochs), *self._slice())
-        if self.mode == COLOUR_MODES[2]:
-            m = max(abs(low), abs(high))
-            return {"low": -m, "high": m, "palette": DIVERGING}
-        return {"low": low, "high": high if high > low else low + 1e-6, "palette": self.palette}
+        return colours(low, high, self.mode, self.palette)
 
     def set(self, epoch: int, index: int | None = None, mode: str | None = None) -> None:
         """Show another item or colour mode (a neuron picked, a range mode chosen)."""

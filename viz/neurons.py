@@ -15,7 +15,7 @@ from bokeh.palettes import Blues256, Viridis256
 from bokeh.plotting import figure
 
 from viz import data
-from viz.generic import COLOUR_MODES, DIVERGING, to_rgba, update_mapper
+from viz.generic import COLOUR_MODES, colours, to_rgba, update_mapper
 from viz.linked import TOOLS, EpochView
 
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
@@ -45,48 +45,45 @@ def order(root: str, run_id: str, epoch: int, by: str) -> np.ndarray:
     return np.lexsort((-strength, dominant))
 
 
-def mosaic(maps: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tile ``(k, p, p)`` maps into one image, first map at the top left, a = 0 at the bottom of
-    each tile; gaps are NaN. Also returns the tile index (-1 in gaps) of every pixel."""
+def mosaic(maps: np.ndarray, gap: int) -> np.ndarray:
+    """Tile ``(k, p, p)`` maps into one float32 image, first map at the top left, a = 0 at the
+    bottom of each tile; gaps are NaN."""
     k, p = len(maps), maps.shape[1]
     cols = max(1, math.ceil(math.sqrt(k)))
     rows = max(1, math.ceil(k / cols))
-    shape = (rows * (p + gap) - gap, cols * (p + gap) - gap)
-    image = np.full(shape, np.nan, dtype=np.float32)
-    tile = np.full(shape, -1, dtype=np.int32)
+    image = np.full((rows * (p + gap) - gap, cols * (p + gap) - gap), np.nan, dtype=np.float32)
     for i in range(k):
         r, c = divmod(i, cols)
         top, left = (rows - 1 - r) * (p + gap), c * (p + gap)
         image[top:top + p, left:left + p] = maps[i]
-        tile[top:top + p, left:left + p] = i
-    return image, tile
+    return image
+
+
+def neuron_at_pixels(neurons: tuple[int, ...], p: int, gap: int) -> np.ndarray:
+    """The neuron each pixel of the neurons' mosaic shows (-1 in gaps), int32: the hover's."""
+    tiled = mosaic(np.broadcast_to(np.asarray(neurons, np.float32)[:, None, None], (len(neurons), p, p)), gap)
+    return np.where(np.isnan(tiled), -1, tiled).astype(np.int32)
 
 
 @data.derived(maxsize=16)
 def grid_frame(root: str, run_id: str, epoch: int, neurons: tuple[int, ...], gap: int, mode: str,
-               epochs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """The neuron grid at ``epoch``: ``(image, rgba, ids, colours)``, the tiled values, their
-    colours, the neuron drawn at each pixel (-1 in gaps) and the colour range and palette. The
-    range is the image's own, or, fixed, each neuron's over ``epochs``. Computed once per process
-    for all the sessions showing it (~3 ms at p = 113 for 16 neurons; the recent 16 are kept,
-    ~2.75 MB each). Read-only: a source given them is refilled whole, never patched in place."""
-    image, tile = mosaic(data.neuron_maps(root, run_id, epoch, neurons), gap)
+               epochs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The neuron grid at ``epoch``: ``(image, rgba, colours)``, the tiled values, their colours
+    and the colour range and palette. The range is the image's own, or, fixed, each neuron's over
+    ``epochs``. Computed once per process for all the sessions showing it (~3 ms at p = 113 for
+    16 neurons; the recent 16 are kept, ~1.8 MB each). Read-only: a source given them is refilled
+    whole, never patched in place."""
+    image = mosaic(data.neuron_maps(root, run_id, epoch, neurons), gap)
     if mode == COLOUR_MODES[0]:
         low, high = float(np.nanmin(image)), float(np.nanmax(image))
     else:
         ranges = [data.value_range(root, run_id, "neuron_activations", epochs, n) for n in neurons]
         low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if mode == COLOUR_MODES[2]:
-        m = max(abs(low), abs(high))
-        colours = {"low": -m, "high": m, "palette": DIVERGING}
-    else:
-        colours = {"low": low, "high": max(high, low + 1e-6), "palette": Viridis256}
-    ids = np.where(tile >= 0, np.asarray(neurons + (-1,), dtype=np.int32)[tile], -1)
-    for array in (image, ids):
+    palette = colours(low, high, mode)
+    rgba = to_rgba(image, **palette)
+    for array in (image, rgba):
         array.flags.writeable = False  # shared between sessions
-    rgba = to_rgba(image, **colours)
-    rgba.flags.writeable = False
-    return image, rgba, ids, colours
+    return image, rgba, palette
 
 
 class NeuronGrid(EpochView):
@@ -144,14 +141,14 @@ class NeuronGrid(EpochView):
 
     def draw(self, epoch: int) -> None:
         fixed = tuple(self.epochs) if self.mode != COLOUR_MODES[0] else ()  # the range's epochs
-        self.image, rgba, ids, colours = grid_frame(self.root, self.run_id, epoch, self.neurons, self.gap,
-                                                    self.mode, fixed)
+        self.image, rgba, palette = grid_frame(self.root, self.run_id, epoch, self.neurons, self.gap,
+                                               self.mode, fixed)
         columns = {"rgba": [rgba]}
         if self._ids != self.neurons:  # the hover's neuron ids travel only when the neurons change
-            columns["neuron"] = [ids]
+            columns["neuron"] = [neuron_at_pixels(self.neurons, self.p, self.gap)]
             self._ids = self.neurons
         self.source.data.update(**columns)
-        update_mapper(self.mapper, **colours)
+        update_mapper(self.mapper, **palette)
 
     def neuron_at(self, x: float, y: float) -> int | None:
         """The neuron drawn at data point (x, y), or None in a gap or outside."""
