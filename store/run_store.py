@@ -20,7 +20,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from store import files, layout
+from store import direct_read, files, layout
 from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value
 
 CODE_VERSION = "0.1.0"
@@ -193,11 +193,18 @@ class RunStore:
 
     # --- reading ---
     def read(self, name: str, epoch: int | None = None, *index) -> np.ndarray:
-        """Whole array, or one epoch's slice (optionally indexed further, e.g. one neuron)."""
+        """Whole array, or one epoch's slice (optionally indexed further, e.g. one neuron). One
+        epoch of a local store is read from its chunk file directly where ``store.direct_read``
+        reads that layout (~4x faster than through Zarr for one neuron's map); else by Zarr."""
         arr = self.array(name)
         if epoch is None:
             return arr[:]
-        return arr[(self.index(epoch), *index)]
+        i = self.index(epoch)
+        key = ("direct", name)
+        if key not in self._arrays:
+            self._arrays[key] = direct_read.reader(arr)
+        fast = self._arrays[key] and self._arrays[key].read(i, index)
+        return fast if fast is not None else arr[(i, *index)]
 
     def series(self) -> dict[str, np.ndarray]:
         return {v.name: self.group[v.name][:] for v in SERIES_VARIABLES}
