@@ -319,6 +319,26 @@ def test_curves_draw_the_elements_data(smoke_run):
     assert [item.label["value"] for item in fig.legend[0].items] == ["train", "test", "checkpoints"]
 
 
+def test_a_page_carries_no_glyph_variant_that_nothing_uses(smoke_run):
+    """Nothing on the page selects (a click on a curve is a Tap event: no selection tool, so a
+    click never dims the other curves), so no renderer carries a non-selection glyph; only
+    curves in a legend (which mutes them on a click) keep a muted one."""
+    from bokeh.models import GlyphRenderer, TapTool
+
+    root, _ = smoke_run
+    app = App(root)
+    app.layout.get_root()
+    for name, view in app.view.views.items():
+        fig = view.figure
+        if fig is None:
+            continue
+        in_legend = {r.id for group in fig.legend for item in group.items for r in item.renderers}
+        assert not fig.select(type=TapTool), name
+        for r in fig.select(type=GlyphRenderer):
+            assert r.nonselection_glyph is None, name
+            assert (r.muted_glyph is not None) == (r.id in in_legend), name
+
+
 def _legend(fig) -> list[str]:
     return [item.label["value"] for legend in fig.legend for item in legend.items]
 

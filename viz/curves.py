@@ -13,7 +13,7 @@ from bokeh.document import Document
 from bokeh.models import HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
-TOOLS = "pan,wheel_zoom,box_zoom,reset,save,tap"
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 LEGEND_OUTSIDE = {"right", "left", "top", "bottom"}
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
