@@ -16,9 +16,10 @@ files, in exactly the layouts this project writes (``store.run_store._create``):
 these (local store, default chunk keys, these codecs, a fixed-size numeric dtype, on a little-endian
 machine); anything else, and any index but none, one int or a list of ints along axis 1, is left to
 Zarr. What is read is what Zarr reads: a missing file or inner chunk is the fill value, a
-damaged index raises. Each read opens the file once and reads it through that one handle, so
-a writer replacing the file (Zarr writes a temporary file and renames it) is seen whole or not
-at all.
+damaged index raises (so does an empty shard file, which Zarr, never writing one, would read
+as all fill values: a file cut short by a crash is not an unwritten epoch). Each read opens
+the file once and reads it through that one handle, so a writer replacing the file (Zarr
+writes a temporary file and renames it) is seen whole or not at all.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class EpochReader:
             if offset == _ABSENT and nbytes == _ABSENT:
                 blocks[chunk] = np.full((self.inner, *self.shape[2:]), self.fill, dtype=self.dtype)
                 continue
-            if offset + nbytes > size - 16 * n - 4:
+            if int(offset) + int(nbytes) > size - 16 * n - 4:
                 raise ValueError(f"shard {self.path(i)}: chunk {chunk} lies beyond its data (damaged file)")
             f.seek(int(offset))
             blocks[chunk] = self._decode(f.read(int(nbytes)), (self.inner, *self.shape[2:]))
@@ -134,7 +135,7 @@ def _rows(index: tuple, n: int):
 
 
 def _take(epoch: np.ndarray, rows) -> np.ndarray:
-    return np.array(epoch[rows])  # a copy; a 0-d array for one value, as Zarr returns
+    return np.array(epoch[rows])  # a copy; a 0-d array for one value (as Zarr gives for a written chunk)
 
 
 def reader(arr: zarr.Array) -> EpochReader | None:

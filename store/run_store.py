@@ -201,9 +201,10 @@ class RunStore:
             return arr[:]
         i = self.index(epoch)
         key = ("direct", name)
-        if key not in self._arrays:
-            self._arrays[key] = direct_read.reader(arr)
-        fast = self._arrays[key] and self._arrays[key].read(i, index)
+        reader = self._arrays.get(key, False)
+        if reader is False:
+            reader = self._arrays[key] = direct_read.reader(arr)
+        fast = reader.read(i, index) if reader is not None else None
         return fast if fast is not None else arr[(i, *index)]
 
     def series(self) -> dict[str, np.ndarray]:

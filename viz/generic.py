@@ -62,7 +62,7 @@ def over_training(root: str, run_id: str, name: str) -> hv.Overlay:
     curves = [hv.Curve((epochs, values[:, i]), "epoch", title(root, run_id, name), label=label)
               .opts(color=COLORS[i % len(COLORS)]) for i, label in enumerate(names)]
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(width=480, height=260, tools=["hover", "tap"], line_width=1.8, logy=logy),
+        hv.opts.Curve(width=480, height=260, tools=["hover"], line_width=1.8, logy=logy),
         hv.opts.Overlay(title=f"{title(root, run_id, name)} ({name})", legend_position="right",
                         show_legend=len(curves) > 1, logy=logy),
     )

@@ -32,7 +32,7 @@ def loss_curves(root: str, run_id: str) -> hv.Overlay:
     marks = hv.Scatter((trained, np.maximum(np.nan_to_num(s["train_loss"][trained], nan=1.0), 1e-12)),
                        "epoch", "loss", label="checkpoints").opts(color="black", size=4, marker="circle")
     return hv.Overlay([*curves, marks]).opts(
-        hv.opts.Curve(logy=True, width=WIDTH, height=260, tools=["hover", "tap"], line_width=1.5),
+        hv.opts.Curve(logy=True, width=WIDTH, height=260, tools=["hover"], line_width=1.5),
         hv.opts.Overlay(title="Loss (log)", legend_position="top_right", logy=True),
     )
 
@@ -67,7 +67,7 @@ def spectrum_evolution(root: str, run_id: str, top: int = 6) -> hv.Overlay:
     strongest = np.argsort(-norms[-1])[:top] if len(epochs) else []
     curves = [hv.Curve((epochs, norms[:, i]), "epoch", "norm", label=f"k={freqs[i]}") for i in strongest]
     return hv.Overlay(curves or [hv.Curve([], "epoch", "norm")]).opts(
-        hv.opts.Curve(width=WIDTH, height=230, tools=["hover", "tap"], line_width=1.8),
+        hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], line_width=1.8),
         hv.opts.Overlay(title=f"Embedding Fourier norm of the top {top} frequencies over training",
                         legend_position="right"),
     )
