@@ -1,11 +1,13 @@
 # make demo: install, run the quick pipeline (embedded Prefect, no server), serve the viewer.
-# make test: install, run the whole suite.
+# make test: install, run the whole suite: on JOBS workers (one per core here), then the tests
+#   that time something (marked `alone`) by themselves, with no other test on the cores.
 # make server: a Prefect server and UI on http://127.0.0.1:4200 (project-local .prefect/; Ctrl-C stops it).
 PY       ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 RUNS     ?= runs
 STAMP    := $(VENV)/.installed
+JOBS     ?= 2
 
 .PHONY: demo test install serve server clean
 
@@ -29,8 +31,13 @@ serve: $(STAMP)
 server: $(STAMP)
 	$(BIN)/tdw server
 
+# Most tests wait on servers, subprocesses and the browser, so one pytest process left a core idle
+# (~10 min); two workers, each taking whole files, ~6 min. Exit code 5 (nothing collected) is fine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected" && rc=0; exit $$rc
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m "not alone" $(PYTEST_ARGS); rc=$$?; \
+	[ $$rc -eq 5 ] && echo "no tests collected" && rc=0; [ $$rc -ne 0 ] && exit $$rc; \
+	$(BIN)/python -m pytest -q -m alone $(PYTEST_ARGS); rc=$$?; \
+	[ $$rc -eq 5 ] && echo "no tests collected" && rc=0; exit $$rc
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -156,6 +156,7 @@ def synthetic_run(root: str, checkpoints: int = 500, p: int = 31, d_mlp: int = 5
     return cfg.run_id
 
 
+@pytest.mark.alone  # a time budget: not beside another test on the same cores
 def test_a_500_checkpoint_run_opens_within_the_budget(tmp_path):
     root = str(tmp_path / "runs")
     run_id = synthetic_run(root)
