@@ -29,12 +29,21 @@ SERIES = ("train_loss", "test_loss", "train_acc", "test_acc")
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``None``/``"auto"``: CUDA when present, else CPU. A named device must exist."""
+    """``None``/``"auto"``: CUDA when present, else CPU. A named device (``cpu``, ``cuda``,
+    ``cuda:N``) must exist here; anything else is refused in one line."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: the workbench runs on cpu, cuda, cuda:N or auto")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but no CUDA GPU is available (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU{'s' * (n != 1)} (cuda:0 .. cuda:{n - 1})")
     return dev
 
 
