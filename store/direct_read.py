@@ -37,6 +37,7 @@ from numcodecs import Zstd
 _ZSTD = Zstd()
 _ABSENT = np.uint64(2**64 - 1)
 _LITTLE = {"name": "bytes", "configuration": {"endian": "little"}}
+ALL = ()  # the rows wanted: the whole epoch (else one int, or a list of ints)
 
 
 def _is_zstd(codec: dict) -> bool:
@@ -80,9 +81,10 @@ class EpochReader:
     def _from_shard(self, f, i: int, rows) -> np.ndarray:
         n = self.shape[1] // self.inner
         size = os.fstat(f.fileno()).st_size
-        if size < 16 * n + 4:
+        data_end = size - 16 * n - 4  # the chunks lie before the index and its checksum
+        if data_end < 0:
             raise ValueError(f"shard {self.path(i)} is truncated ({size} bytes)")
-        f.seek(size - 16 * n - 4)
+        f.seek(data_end)
         raw = f.read(16 * n + 4)
         if google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise ValueError(f"shard {self.path(i)}: its index fails its checksum (damaged file)")
@@ -94,7 +96,7 @@ class EpochReader:
             if offset == _ABSENT and nbytes == _ABSENT:
                 blocks[chunk] = np.full((self.inner, *self.shape[2:]), self.fill, dtype=self.dtype)
                 continue
-            if int(offset) + int(nbytes) > size - 16 * n - 4:
+            if int(offset) + int(nbytes) > data_end:
                 raise ValueError(f"shard {self.path(i)}: chunk {chunk} lies beyond its data (damaged file)")
             f.seek(int(offset))
             blocks[chunk] = self._decode(f.read(int(nbytes)), (self.inner, *self.shape[2:]))
@@ -114,9 +116,6 @@ class EpochReader:
         shape = self.shape[1:] if rows is ALL else (len(rows), *self.shape[2:]) if isinstance(rows, list) \
             else self.shape[2:]
         return np.full(shape, self.fill, dtype=self.dtype)
-
-
-ALL = ()
 
 
 def _rows(index: tuple, n: int):
