@@ -30,9 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests import chromium  # noqa: E402  (how Chromium is launched, shared with the browser tests)
+
+APP = ROOT / "viz" / "app.py"
 # Record when each server patch that changes a plot (its data, marker, colour range, ranges or
 # title) is applied, and the animation frame after it (the paint). Widget and page-address
 # patches do not count.
@@ -209,7 +211,6 @@ def _p90(values: list[float]) -> float:
 
 def read_time(root: str, run_id: str, n: int = 40) -> float:
     """Median ms to read one neuron's (a, b) map of one epoch from the store (uncached)."""
-    sys.path.insert(0, str(APP.parent.parent))
     from store.run_store import open_run
 
     st = open_run(root, run_id, mode="r")
@@ -241,7 +242,6 @@ def main() -> None:
     ap.add_argument("--app", default=str(APP), help=argparse.SUPPRESS)
     args = ap.parse_args()
     root = os.path.abspath(args.runs)
-    sys.path.insert(0, str(APP.parent.parent))
     from store.run_store import list_runs
 
     run_id = args.run or list_runs(root)[-1]
@@ -249,7 +249,7 @@ def main() -> None:
     results = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = chromium.launch(pw)
             base = f"http://127.0.0.1:{port}/app?run={run_id}"
             if args.sessions:
                 scrub(browser, base, 0, args.quiet_ms)  # the server's first session (imports)

@@ -30,6 +30,9 @@ from pathlib import Path
 from flows import server
 from flows.deploy import REPO
 
+sys.path.insert(0, str(REPO))
+from tests import chromium  # noqa: E402  (how Chromium is launched, shared with the browser tests)
+
 POOL = "tdw-bench"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -73,10 +76,8 @@ def screenshot(client, ui: str, pipeline_run, path: str) -> None:
     train = client.read_flow_runs(flow_run_filter=FlowRunFilter(
         name=FlowRunFilterName(any_=[f"train-{pipeline_run.name}"])))[0]
     summary = next(a for a in client.read_artifacts() if a.key == "run-summary" and a.flow_run_id == pipeline_run.id)
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = chromium.launch(pw)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{ui}/runs/flow-run/{train.id}", wait_until="networkidle")  # client-rendered
         page.get_by_text("Artifacts", exact=True).first.click()
