@@ -10,7 +10,9 @@ files, in exactly the layouts this project writes (``store.run_store._create``):
 - one epoch per shard: the same file holds the epoch's inner chunks (along axis 1), each a
   zstd frame, and at its end the shard index (``(offset, nbytes)`` as little-endian uint64
   per inner chunk, all ones where a chunk is absent) with its CRC32C (Zarr v3's
-  ``sharding_indexed`` codec, ``index_location: end``).
+  ``sharding_indexed`` codec, ``index_location: end``). Where axis 1 is not a multiple of
+  the inner chunk, the shard is rounded up to one (its last inner chunk is padded with the
+  fill value, as Zarr pads a chunk at an array's edge).
 
 ``reader(array)`` returns an ``EpochReader`` only when the array's metadata is exactly one of
 these (local store, default chunk keys, these codecs, a fixed-size numeric dtype, on a little-endian
@@ -59,6 +61,11 @@ class EpochReader:
     fill: object
     inner: int | None  # inner chunk length along axis 1 (sharded), or None (one chunk per epoch)
 
+    @property
+    def n_inner(self) -> int:
+        """Inner chunks per shard (the last one padded where axis 1 is not a multiple of them)."""
+        return -(-self.shape[1] // self.inner)
+
     def path(self, i: int) -> str:
         return os.path.join(self.folder, "c", str(i), *("0" * (len(self.shape) - 1)))
 
@@ -79,7 +86,7 @@ class EpochReader:
             return self._from_shard(f, i, rows)
 
     def _from_shard(self, f, i: int, rows) -> np.ndarray:
-        n = self.shape[1] // self.inner
+        n = self.n_inner
         size = os.fstat(f.fileno()).st_size
         data_end = size - 16 * n - 4  # the chunks lie before the index and its checksum
         if data_end < 0:
@@ -101,7 +108,7 @@ class EpochReader:
             f.seek(int(offset))
             blocks[chunk] = self._decode(f.read(int(nbytes)), (self.inner, *self.shape[2:]))
         if rows is ALL:
-            return np.concatenate([blocks[c] for c in range(n)])
+            return np.concatenate([blocks[c] for c in range(n)])[:self.shape[1]]
         return np.stack([blocks[r // self.inner][r % self.inner] for r in rows]) if isinstance(rows, list) \
             else np.array(blocks[rows // self.inner][rows % self.inner])
 
@@ -145,10 +152,11 @@ def reader(arr: zarr.Array) -> EpochReader | None:
     meta = json.loads(json.dumps(arr.metadata.to_dict(), default=str))  # tuples -> lists
     dtype = np.dtype(arr.dtype)
     shape = tuple(arr.shape)
-    epoch_chunk = [1, *shape[1:]]
+    grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
     if (meta.get("zarr_format") != 3 or dtype.kind not in "fiub" or dtype.byteorder == ">"
             or meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}
-            or meta.get("chunk_grid") != {"name": "regular", "configuration": {"chunk_shape": epoch_chunk}}):
+            or meta.get("chunk_grid", {}).get("name") != "regular" or not isinstance(grid, list)
+            or len(grid) != len(shape) or grid[0] != 1 or grid[2:] != list(shape[2:])):
         return None
     codecs = meta.get("codecs") or []
     inner = None
@@ -157,11 +165,11 @@ def reader(arr: zarr.Array) -> EpochReader | None:
         chunk = list(conf.get("chunk_shape", []))
         if not (_plain(conf.get("codecs", [])) and conf.get("index_location", "end") == "end"
                 and conf.get("index_codecs") == [_LITTLE, {"name": "crc32c"}]
-                and len(chunk) == len(shape) and chunk[0] == 1 and chunk[2:] == epoch_chunk[2:]
-                and 0 < chunk[1] and shape[1] % chunk[1] == 0):
-            return None
+                and len(chunk) == len(shape) and chunk[0] == 1 and chunk[2:] == grid[2:]
+                and 0 < chunk[1] and grid[1] == -(-shape[1] // chunk[1]) * chunk[1]):
+            return None  # (one shard per epoch: its inner chunks cover axis 1, the last one padded)
         inner = chunk[1]
-    elif not _plain(codecs):
+    elif not _plain(codecs) or grid[1] != shape[1]:
         return None
     folder = os.path.join(str(store.root), *arr.store_path.path.split("/"))
     return EpochReader(folder, shape, dtype, arr.fill_value, inner)

@@ -41,8 +41,9 @@ def _create(group: zarr.Group, var: Variable, sizes: dict[str, int]) -> zarr.Arr
     if var.dims[0] == "epoch":
         chunks = (1, *shape[1:])
         shards = None
-        if var.inner_chunk:
-            shards, chunks = chunks, (1, min(var.inner_chunk, shape[1]), *shape[2:])
+        if var.inner_chunk:  # the epoch's shard holds whole inner chunks: its length is rounded up to them
+            inner = min(var.inner_chunk, shape[1]) or 1
+            shards, chunks = (1, -(-shape[1] // inner) * inner, *shape[2:]), (1, inner, *shape[2:])
     else:
         chunks, shards = (min(s, 4096) or 1 for s in shape), None
         chunks = tuple(chunks)

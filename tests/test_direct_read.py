@@ -53,6 +53,24 @@ def test_every_epoch_and_index_reads_as_zarr_reads_it(store):
         assert np.isnan(reader.read(4, ())).all() if name != "counts" else (reader.read(4, ()) == 0).all()
 
 
+def test_a_shard_rounded_up_to_whole_inner_chunks_reads_as_zarr_reads_it(tmp_path):
+    """20 neurons in inner chunks of 8: the epoch's shard holds 3 (24 rows, the last 4 padded)."""
+    st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, {**DIMS, "d_mlp": 20})
+    st.ensure_variables([SHARDED])
+    arr = st.array("acts")
+    assert arr.shards == (1, 24, 7, 7) and arr.chunks == (1, 8, 7, 7)
+    values = np.random.default_rng(2).random((20, 7, 7)).astype(np.float16)
+    st.write_epoch("acts", 10, values)
+    reader = direct_read.reader(arr)
+    assert reader is not None and reader.n_inner == 3
+    rng = random.Random(2)
+    for i in (1, 2):  # written, never written
+        for index in _indices(20, rng):
+            assert np.array_equal(reader.read(i, index), arr[(i, *index)], equal_nan=True), (i, index)
+    assert np.array_equal(reader.read(1, ()), values) and reader.read(1, ([19],)).shape == (1, 7, 7)
+    assert reader.read(1, (20,)) is None  # past the neurons (within the padding): left to Zarr, which raises
+
+
 def test_the_run_store_reads_through_it_and_a_smoke_run_reads_the_same(smoke_run):
     root, cfg = smoke_run
     group = zarr.open_group(layout.store_path(root, cfg.run_id), mode="r")

@@ -52,6 +52,20 @@ def test_missing_chunks_read_as_nan_and_done_is_explicit(tmp_path):
         st.index(11)
 
 
+@pytest.mark.parametrize("d_mlp", [100, 7])
+def test_every_analysis_variable_is_created_for_any_mlp_width(tmp_path, d_mlp):
+    """A width that is no multiple of the activations' inner chunk of 16 neurons (100), or
+    smaller than it (7): every variable is created and an epoch of activations reads back."""
+    from tasks.analyses import variables
+
+    st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, {**DIMS, "d_mlp": d_mlp})
+    st.ensure_variables(variables())
+    acts = np.random.default_rng(0).random((d_mlp, 7, 7)).astype(np.float16)
+    st.write_epoch("neuron_activations", 20, acts)
+    assert np.array_equal(st.read("neuron_activations", 20), acts)
+    assert np.array_equal(st.read("neuron_activations", 20, d_mlp - 1), acts[-1])
+
+
 def test_refuses_to_recreate_and_lists_runs(tmp_path):
     root = str(tmp_path)
     _store(root)
