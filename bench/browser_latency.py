@@ -6,6 +6,10 @@ p90 for the default page (every linked view of the first tab) and for one view a
 (``?view=neuron_heatmap``), the page load to interactive (the server's first session, then the
 median of ``--loads`` later ones), and the time to read one neuron's (a, b) map from the store,
 each against the goal from the viewer's issue. Each step goes to an epoch not shown before.
+Each page load is a first visit: a new browser context (an empty cache) and a new server
+session. Chromium is launched as the browser tests launch it (``tests/chromium.py``), without
+the address bar pop-up page that it would otherwise build, in a renderer of its own, for
+every new context (0.7-1.25 s of CPU beside each load measured; no user's visit pays it).
 
     .venv/bin/python bench/browser_latency.py --runs DIR [--run RUN_ID] [--steps 20]
 
