@@ -119,8 +119,10 @@ def browser(server):
         chromium.close()
 
 
-def _open(browser, url: str):
+def _open(browser, url: str, init_script: str | None = None):
     page = browser.new_page(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
+    if init_script:
+        page.add_init_script(init_script)
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.goto(url)
@@ -178,6 +180,51 @@ def test_slider_moves_every_linked_view(page, runs):
     label = page.get_by_text(re.compile(r"Epoch:")).first.inner_text()
     assert label.replace(" ", "").endswith(f":{previous}"), label
     assert not page.errors
+
+
+# Every property change the page sends the server: (model type, attribute), from its PATCH-DOCs.
+SENT = """
+window.__sent = [];
+const Socket = window.WebSocket;
+window.WebSocket = function (...args) {
+  const ws = new Socket(...args), send = ws.send.bind(ws);
+  ws.send = (data) => {
+    if (typeof data == "string" && data.startsWith('{"events"'))
+      for (const e of JSON.parse(data).events) if (e.kind == "ModelChanged") window.__sent.push(e);
+    send(data);
+  };
+  return ws;
+};
+window.WebSocket.prototype = Socket.prototype;
+"""
+
+
+def test_a_step_sends_the_server_only_the_epoch_and_the_address(browser, server):
+    """A slider step's messages to the server: the slider's value (as ``value`` and
+    ``value_throttled``) and the page's new address, nothing a plot computed in the browser
+    (the spectrum's y range follows its bars there; sent back, it was one more message a step
+    for the server to handle, for each session)."""
+    pg = _open(browser, server, SENT)
+    try:
+        pg.wait_for_function("Bokeh.documents.every(d => d.is_idle)", timeout=30_000)
+        time.sleep(1.0)
+        pg.evaluate("window.__sent = []")
+        handle = pg.locator(".noUi-handle").first
+        handle.focus()
+        for _ in range(3):
+            before = pg.evaluate(PLOTS)["embedding_spectrum"]["sum"]
+            handle.press("ArrowLeft")
+            _until(pg, lambda now: now["embedding_spectrum"]["sum"] != before)
+        time.sleep(0.5)
+        sent = pg.evaluate("""window.__sent.map(e => {
+          const m = Bokeh.documents[0].get_model_by_id(e.model.id);
+          return [m ? m.constructor.__name__ : '?', e.attr];
+        })""")
+    finally:
+        pg.close()
+    kinds = {tuple(k) for k in sent}
+    assert ("Slider", "value") in kinds and ("Location", "href") in kinds, kinds
+    assert kinds <= {("Slider", "value"), ("Slider", "value_throttled"), ("Location", "href")}, kinds
 
 
 def test_keyboard_steps_and_the_player_plays(page, runs):

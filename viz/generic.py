@@ -125,6 +125,9 @@ class Bars(EpochView):
             fig.xaxis.major_label_text_font_size = "0pt"
             fig.xaxis.axis_label = f"{dim} (hover for labels)"
         fig.xgrid.grid_line_color = None
+        # the y range follows the bars in the browser: nothing here reads it back (else every
+        # step would send its new ends to the server, one more message to handle per step)
+        fig.y_range.syncable = False
         self.figure = fig
 
     def clone(self) -> "Bars":
