@@ -68,6 +68,7 @@ def _knobs(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--lr", type=float, help="AdamW learning rate")
     sub.add_argument("--wd", type=float, dest="weight_decay", help="AdamW weight decay")
     sub.add_argument("--checkpoints", type=_epochs_list, help="checkpoint epochs, e.g. 0,100,500")
+    sub.add_argument("--d-mlp", type=_positive, dest="d_mlp", help="MLP width in neurons (default: the preset's, 512)")
     _common(sub)
     _training(sub)
     sub.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
@@ -163,7 +164,7 @@ def _config(args):
     from flows.pipeline import build_config
 
     return build_config(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
-                        args.num_epochs, args.lr, args.weight_decay, args.checkpoints)
+                        args.num_epochs, args.lr, args.weight_decay, args.checkpoints, args.d_mlp)
 
 
 def _check_root(root: str) -> None:
@@ -205,7 +206,7 @@ def cmd_run(args) -> int:
     run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
                       args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
                       runs_dir=args.runs, device=args.device, threads=args.threads,
-                      scheduler=args.scheduler, compile_mode=args.compile_mode)
+                      scheduler=args.scheduler, compile_mode=args.compile_mode, d_mlp=args.d_mlp)
     print(f"run {run_id} trained and analysed under {args.root}")
     return 0
 

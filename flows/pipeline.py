@@ -20,11 +20,12 @@ from store.run_store import open_run
 def build_config(preset: str = "quick", p: int | None = None, seed: int | None = None,
                  data_seed: int | None = None, frac_train: float | None = None,
                  num_epochs: int | None = None, lr: float | None = None,
-                 weight_decay: float | None = None, checkpoints: list[int] | None = None):
-    """A preset with overrides (``None`` keeps the preset's value)."""
+                 weight_decay: float | None = None, checkpoints: list[int] | None = None,
+                 d_mlp: int | None = None):
+    """A preset with overrides (``None`` keeps the preset's value; ``d_mlp``: the MLP's width)."""
     return make_preset(preset, p=p, seed=seed, data_seed=data_seed, frac_train=frac_train,
                        num_epochs=num_epochs, lr=lr, weight_decay=weight_decay,
-                       checkpoint_epochs=tuple(checkpoints) if checkpoints else None)
+                       checkpoint_epochs=tuple(checkpoints) if checkpoints else None, d_mlp=d_mlp)
 
 
 def grokking_epoch(test_acc: np.ndarray, threshold: float = 0.95) -> int | None:
@@ -65,10 +66,10 @@ def pipeline(preset: str = "quick", p: int | None = None, seed: int | None = Non
              num_epochs: int | None = None, lr: float | None = None,
              weight_decay: float | None = None, checkpoints: list[int] | None = None,
              runs_dir: str | None = None, device: str | None = None, threads: int = 1,
-             scheduler: str | None = None, compile_mode: str = "auto") -> str:
+             scheduler: str | None = None, compile_mode: str = "auto", d_mlp: int | None = None) -> str:
     """Train and analyse one run; returns its run id. ``scheduler``: a Dask scheduler address
     to run the analysis fan-out on (default: threads in this process)."""
-    cfg = build_config(preset, p, seed, data_seed, frac_train, num_epochs, lr, weight_decay, checkpoints)
+    cfg = build_config(preset, p, seed, data_seed, frac_train, num_epochs, lr, weight_decay, checkpoints, d_mlp)
     root = runs_root(runs_dir)
     train = train_flow.with_options(task_runner=fan_out_runner(scheduler, threads=1))
     run_id = train(cfg.to_dict(), root, device=device, threads=threads, compile_mode=compile_mode)

@@ -52,6 +52,7 @@ CASES = [
     (["run", "--wd", "-0.1"], "weight_decay"),
     (["run", "--seed", "-1"], "seed must be a non-negative"),
     (["run", "--threads", "0"], "integer >= 1"),
+    (["run", "--d-mlp", "0"], "integer >= 1"),
     (["run", "--preset", "nope"], "unknown preset"),
     (["run", "--bogus", "1"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),
