@@ -326,6 +326,13 @@ def test_train_form_reports_bad_input_next_to_each_field():
 
     args = parser().parse_args(cmd[3:])
     assert args.seed == 7 and args.num_epochs == 60 and args.runs == "/runs"
+    cfg, changed, errors = train.parse("smoke", {"d_mlp": "0"})
+    assert cfg is None and "d_mlp" in errors["d_mlp"]
+    cfg, changed, errors = train.parse("smoke", {"d_mlp": "100", "seed": "999"})  # 999: the preset's seed
+    assert not errors and changed == {"d_mlp": 100} and cfg.model.d_mlp == 100
+    assert parser().parse_args(train.command("/runs", "smoke", changed)[3:]).d_mlp == 100
+    page = train.TrainPage("/runs", lambda run_id: None)
+    assert page.inputs["d_mlp"].value == "512" and page.inputs["seed"].value == "999"  # the preset's values
 
 
 def test_curves_draw_the_elements_data(smoke_run):

@@ -22,7 +22,7 @@ import panel as pn
 
 from store.run_store import StoreError
 from tasks import progress
-from tasks.config import PRESETS, ConfigError, RunConfig, preset
+from tasks.config import PRESETS, ConfigError, ModelConfig, RunConfig, preset
 from viz import data
 
 # form field -> (type, label, tdw run flag)
@@ -34,6 +34,7 @@ FIELDS = {
     "num_epochs": (int, "epochs", "--epochs"),
     "lr": (float, "learning rate (AdamW)", "--lr"),
     "weight_decay": (float, "weight decay", "--wd"),
+    "d_mlp": (int, "MLP width (neurons)", "--d-mlp"),
 }
 LOGS = os.path.join(tempfile.gettempdir(), "tdw-train-logs")
 
@@ -61,6 +62,11 @@ class Job:
 JOBS: dict[str, Job] = {}  # run id -> its latest job, shared by every session of this server
 
 
+def value_of(cfg: RunConfig, name: str):
+    """A form field's value in ``cfg`` (the MLP's width is the model's)."""
+    return getattr(cfg.model if name in ModelConfig.__dataclass_fields__ else cfg, name)
+
+
 def parse(preset_name: str, texts: dict[str, str]) -> tuple[RunConfig | None, dict[str, object], dict[str, str]]:
     """Form text -> (config, the values that differ from the preset, errors by field). A field
     left blank keeps the preset's value; each value is checked alone so that its error lands
@@ -82,7 +88,7 @@ def parse(preset_name: str, texts: dict[str, str]) -> tuple[RunConfig | None, di
             errors[name] = str(exc)
     if errors:
         return None, {}, errors
-    changed = {k: v for k, v in values.items() if v != getattr(base, k)}
+    changed = {k: v for k, v in values.items() if v != value_of(base, k)}
     try:
         return preset(preset_name, **changed), changed, {}
     except ConfigError as exc:  # a combination no single field breaks
@@ -150,7 +156,7 @@ class TrainPage:
     def _fill(self) -> None:
         base = preset(self.preset.value)
         for name, widget in self.inputs.items():
-            widget.value = str(getattr(base, name))
+            widget.value = str(value_of(base, name))
         self.check()
 
     def check(self) -> tuple[RunConfig | None, dict]:
