@@ -368,36 +368,3 @@ def test_train_page_validates_and_starts_a_run(page, runs):
     assert plots["neuron_heatmap"]["sum"] > 0
     assert not page.errors
 
-
-def _renderers() -> int:
-    """Chromium renderer processes started by this test process (through Playwright's driver)."""
-    parent, args = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parent[pid] = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
-            args[pid] = open(f"/proc/{pid}/cmdline", "rb").read()
-        except OSError:
-            continue
-    ours = {str(os.getpid())}
-    for _ in range(6):  # this process -> driver -> browser -> zygote -> renderers
-        ours |= {pid for pid, ppid in parent.items() if ppid in ours}
-    return sum(b"--type=renderer" in args[pid] for pid in ours if pid in args)
-
-
-def test_a_new_page_costs_the_browser_one_renderer(browser):
-    """Without ``tests.chromium``'s switch, Chromium builds its address bar's pop-up (a renderer
-    of its own) for every new window, and so for every page the tests and benchmarks open."""
-    before, deadline = _renderers(), time.time() + 5
-    while time.time() < deadline:  # until the renderers of pages closed before have exited
-        time.sleep(0.3)
-        before, last = _renderers(), before
-        if before == last:
-            break
-    pages = [browser.new_page() for _ in range(2)]
-    for pg in pages:
-        pg.goto("data:text/html,<p>a page</p>")
-    grew = _renderers() - before
-    for pg in pages:
-        pg.close()
-    # one each, and one spare that Chromium keeps ready for the next navigation (5 without the switch)
-    assert grew <= len(pages) + 1, f"{grew} renderers for 2 new pages: the omnibox pop-up is being built again"

@@ -28,13 +28,3 @@ def test_console_script_bad_input_has_no_traceback(tmp_path):
     for cmd in ("run", "train", "analyze", "serve", "runs"):
         assert cmd in help_text
 
-
-def test_the_mlp_width_is_a_knob_of_its_own_run():
-    """``--d-mlp`` changes the model (and so the run id) and nothing else."""
-    from flows.cli import _config, parser
-
-    default = _config(parser().parse_args(["run", "--preset", "smoke"]))
-    narrow = _config(parser().parse_args(["train", "--preset", "smoke", "--d-mlp", "100"]))
-    assert default.model.d_mlp == 512 and narrow.model.d_mlp == 100
-    assert narrow.run_id != default.run_id
-    assert narrow.to_dict() | {"model": None} == default.to_dict() | {"model": None}

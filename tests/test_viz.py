@@ -39,29 +39,6 @@ def test_slider_drives_every_view_of_the_visible_tab(smoke_run):
     np.testing.assert_allclose(v["embedding_spectrum"].source.data["value"], stored)
 
 
-def test_a_model_whose_width_is_no_multiple_of_16_neurons_is_analysed_and_shown(tmp_path):
-    """d_mlp = 100: the activations' epoch shards hold 7 inner chunks of 16 neurons, the last
-    one padded (``store.run_store``); the last neuron's map is the model's."""
-    import dataclasses
-
-    from tasks.config import preset
-    from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run, train_run
-
-    smoke = preset("smoke")
-    cfg = prepare_run(str(tmp_path), dataclasses.replace(smoke, model=dataclasses.replace(smoke.model, d_mlp=100)))
-    epochs = []
-    train_run(str(tmp_path), cfg, device="cpu", on_checkpoint=epochs.append)
-    choose_key_frequencies(str(tmp_path), cfg.run_id)
-    for epoch in epochs:
-        analyze_epoch(str(tmp_path), cfg.run_id, epoch)
-    view = App(str(tmp_path)).view
-    view.neuron.value = 99
-    stored = data.epoch_slice(str(tmp_path), cfg.run_id, "neuron_activations", epochs[-1], 99).astype(np.float32)
-    assert stored.shape == (31, 31) and np.isfinite(stored).all() and stored.any()
-    np.testing.assert_array_equal(_image(view.views["neuron_heatmap"]), stored)
-    assert len(view.views["neuron_frequencies"].order) == 100
-
-
 def test_neuron_heatmap_is_oriented_matches_the_store_and_follows_the_selector(smoke_run):
     root, cfg = smoke_run
     view = App(root).view
@@ -326,13 +303,6 @@ def test_train_form_reports_bad_input_next_to_each_field():
 
     args = parser().parse_args(cmd[3:])
     assert args.seed == 7 and args.num_epochs == 60 and args.runs == "/runs"
-    cfg, changed, errors = train.parse("smoke", {"d_mlp": "0"})
-    assert cfg is None and "d_mlp" in errors["d_mlp"]
-    cfg, changed, errors = train.parse("smoke", {"d_mlp": "100", "seed": "999"})  # 999: the preset's seed
-    assert not errors and changed == {"d_mlp": 100} and cfg.model.d_mlp == 100
-    assert parser().parse_args(train.command("/runs", "smoke", changed)[3:]).d_mlp == 100
-    page = train.TrainPage("/runs", lambda run_id: None)
-    assert page.inputs["d_mlp"].value == "512" and page.inputs["seed"].value == "999"  # the preset's values
 
 
 def test_curves_draw_the_elements_data(smoke_run):
