@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows import server
-from flows.deploy import REPO
+from cli import server
+from cli.deploy import REPO
 
 sys.path.insert(0, str(REPO))
 from tests import chromium  # noqa: E402  (how Chromium is launched, shared with the browser tests)
@@ -112,12 +112,12 @@ def main() -> None:
     try:
         print(f"server healthy in {server.wait_healthy(srv, url):.1f} s on {url}")
         t = time.monotonic()
-        sh([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
+        sh([sys.executable, "-m", "cli.main", "deploy", "pipeline", "--pool", POOL], env)
         print(f"tdw deploy pipeline: {time.monotonic() - t:.1f} s")
         with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
             for i in range(args.rounds):
                 t = time.monotonic()
-                sh([sys.executable, "-m", "flows.cli", "run", "--preset", "smoke", "--device", "cpu",
+                sh([sys.executable, "-m", "cli.main", "run", "--preset", "smoke", "--device", "cpu",
                     "--runs", str(tmp / f"base-{i}")], env)
                 times["baseline"].append(time.monotonic() - t)
 

@@ -24,7 +24,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.pipeline import final_values, grokking_epoch
-from flows.terminal import Bar
+from cli.terminal import Bar
 from store.layout import runs_root
 from store.run_store import open_run
 from tasks import progress, runs

@@ -12,7 +12,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.names import train_run_name
-from flows.terminal import Bar
+from cli.terminal import Bar
 from store.layout import runs_root
 from tasks import progress, runs
 from tasks.config import RunConfig

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 
-from flows.server import free_port, stop
+from cli.server import free_port, stop
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}

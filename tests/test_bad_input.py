@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from store import layout
 
 

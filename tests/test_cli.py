@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 
-from flows.cli import main
+from cli.main import main
 
 
 def test_runs_lists_status(smoke_run, capsys):

@@ -18,8 +18,8 @@ import time
 import pytest
 import yaml
 
-from flows import deploy, server
-from flows.deploy import PREFECT_FILE
+from cli import deploy, server
+from cli.deploy import PREFECT_FILE
 from store.run_store import open_run
 from tasks.analyses import ANALYSES
 from tasks.config import preset
@@ -31,7 +31,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
     spec = yaml.safe_load(PREFECT_FILE.read_text())
-    assert spec["pull"] == [{"flows.deploy.enter_checkout": {}}]
+    assert spec["pull"] == [{"cli.deploy.enter_checkout": {}}]
     by_name = {d["name"]: d for d in spec["deployments"]}
     assert by_name["pipeline"]["entrypoint"] == "flows/pipeline.py:pipeline"
     assert by_name["sweep"]["entrypoint"] == "flows/sweep.py:sweep_flow"
@@ -59,7 +59,7 @@ def test_each_deployment_names_a_flow_that_takes_its_parameters(name):
 def test_deploy_without_a_server_or_with_an_unknown_name_is_bad_input(capsys, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.cli import main
+    from cli.main import main
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # also when a test server is up
@@ -75,7 +75,7 @@ def test_device_job_variable_falls_back_to_cpu_or_is_refused(monkeypatch, capsys
     CUDA device on a machine without one is bad input, before anything runs."""
     import torch
 
-    from flows.cli import main
+    from cli.main import main
     from tasks.training import pick_device
 
     monkeypatch.setenv("TDW_DEVICE", "auto")
@@ -114,7 +114,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     runs = tmp_path / "runs"
     server_log = tmp_path / "server.log"
     with open(server_log, "wb") as out:  # `tdw server`, as a user starts it; Ctrl-C (SIGINT) stops it
-        srv = subprocess.Popen([sys.executable, "-m", "flows.cli", "server", "--port", str(port),
+        srv = subprocess.Popen([sys.executable, "-m", "cli.main", "server", "--port", str(port),
                                 "--home", str(tmp_path / "prefect-server")], stdout=out,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     worker = None
@@ -126,7 +126,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
         assert server.healthy(url) and f"Prefect UI on http://127.0.0.1:{port}" in server_log.read_text()
         print(f"\nserver healthy in {time.monotonic() - t:.1f} s")
         t = time.monotonic()
-        _cli([sys.executable, "-m", "flows.cli", "deploy", "pipeline", "--pool", POOL], env)
+        _cli([sys.executable, "-m", "cli.main", "deploy", "pipeline", "--pool", POOL], env)
         print(f"tdw deploy: {time.monotonic() - t:.1f} s")
 
         t0 = time.monotonic()

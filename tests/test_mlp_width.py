@@ -30,7 +30,7 @@ def test_a_model_whose_width_is_no_multiple_of_16_neurons_is_analysed_and_shown(
 
 def test_the_mlp_width_is_a_knob_of_its_own_run():
     """``--d-mlp`` changes the model (and so the run id) and nothing else."""
-    from flows.cli import _config, parser
+    from cli.main import _config, parser
 
     default = _config(parser().parse_args(["run", "--preset", "smoke"]))
     narrow = _config(parser().parse_args(["train", "--preset", "smoke", "--d-mlp", "100"]))
@@ -40,7 +40,7 @@ def test_the_mlp_width_is_a_knob_of_its_own_run():
 
 
 def test_the_train_form_has_a_width_field():
-    from flows.cli import parser
+    from cli.main import parser
     from viz import train
 
     cfg, changed, errors = train.parse("smoke", {"d_mlp": "0"})

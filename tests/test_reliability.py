@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from flows.cli import main
+from cli.main import main
 from store import layout
 from store.run_store import open_run
 from tasks import progress

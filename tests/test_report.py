@@ -1,4 +1,4 @@
-from flows.cli import main
+from cli.main import main
 from viz import report
 
 

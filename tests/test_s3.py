@@ -71,7 +71,7 @@ def test_checkpoints_on_the_server_are_checked_like_local_ones(s3):
 
 
 def test_bad_storage_options_are_one_line_bad_input(monkeypatch, capsys):
-    from flows.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("TDW_STORAGE_OPTIONS", "{not json")
     assert main(["runs", "--runs", f"s3://{BUCKET}/runs"]) == 2

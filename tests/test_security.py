@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main, parser
+from cli.main import main, parser
 from store import layout
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.sweep import grid, summary_markdown
-from flows.terminal import Bar
+from cli.terminal import Bar
 from store import layout
 from tasks import progress
 from tasks.config import ConfigError

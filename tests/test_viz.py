@@ -297,9 +297,9 @@ def test_train_form_reports_bad_input_next_to_each_field():
     cfg, changed, errors = train.parse("smoke", {"p": "31", "seed": "7", "num_epochs": "60"})
     assert not errors and changed == {"seed": 7, "num_epochs": 60} and cfg.seed == 7
     cmd = train.command("/runs", "smoke", changed)
-    assert cmd[1:] == ["-m", "flows.cli", "run", "--preset", "smoke", "--seed", "7", "--epochs", "60",
+    assert cmd[1:] == ["-m", "cli.main", "run", "--preset", "smoke", "--seed", "7", "--epochs", "60",
                        "--runs", "/runs", "--threads", "1"]
-    from flows.cli import parser  # the flags are the CLI's
+    from cli.main import parser  # the flags are the CLI's
 
     args = parser().parse_args(cmd[3:])
     assert args.seed == 7 and args.num_epochs == 60 and args.runs == "/runs"

@@ -97,7 +97,7 @@ def parse(preset_name: str, texts: dict[str, str]) -> tuple[RunConfig | None, di
 
 def command(root: str, preset_name: str, changed: dict[str, object]) -> list[str]:
     flags = [str(x) for name, v in changed.items() for x in (FIELDS[name][2], v)]
-    return [sys.executable, "-m", "flows.cli", "run", "--preset", preset_name, *flags, "--runs", root, "--threads", "1"]
+    return [sys.executable, "-m", "cli.main", "run", "--preset", preset_name, *flags, "--runs", root, "--threads", "1"]
 
 
 def start(root: str, preset_name: str, changed: dict[str, object], run_id: str) -> Job:

@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # connect to ephemeral Prefect API server" while a browser and the viewer shared the cores)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from flows import deploy, server  # noqa: E402
+from cli import deploy, server  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
 
