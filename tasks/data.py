@@ -1,4 +1,6 @@
-"""The modular-addition task: the full p² probe and a seeded train/test split."""
+"""The modular-addition task: the full p² probe, its labels, the operand grid its rows enumerate
+and a seeded train/test split. Training and every analysis read the task from here (analyses
+through ``tasks.analyses.probe.Probe``), never re-derive it."""
 
 from __future__ import annotations
 
@@ -17,6 +19,12 @@ def labels(p: int) -> torch.Tensor:
     """``(a + b) mod p`` for every probe row; shape (p²,), int64."""
     probe = full_probe(p)
     return (probe[:, 0] + probe[:, 1]) % p
+
+
+def operand_grid(p: int) -> dict[str, torch.Tensor]:
+    """The operands the probe's rows enumerate, outermost first, with their values: row
+    ``a*p + b`` is ``(a, b)``, so per-row values reshape to (a, b) = (p, p)."""
+    return {"a": torch.arange(p), "b": torch.arange(p)}
 
 
 def split(p: int, frac_train: float, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from store.schema import fourier_labels
-from tasks.analyses.fourier import embedding_spectrum, fourier_basis, neuron_freq_fraction, per_frequency
+from tasks.analyses.fourier import embedding_norms, fourier_basis, neuron_freq_fraction, per_frequency
 
 P = 31
 
@@ -33,14 +33,14 @@ def test_basis_rejects_even_or_tiny_p(p):
 
 def test_embedding_spectrum_parseval_and_planted_frequency():
     w = torch.randn(P + 1, 16, dtype=torch.float64)
-    out = embedding_spectrum(w, P)
+    out = embedding_norms(w, P)
     assert out["embedding_spectrum"].shape == (P,) and out["embedding_freq_norm"].shape == ((P - 1) // 2,)
     assert np.isclose((out["embedding_spectrum"].astype(np.float64) ** 2).sum(), (w[:P] ** 2).sum().item(), rtol=1e-5)
     x = torch.arange(P, dtype=torch.float64)
     planted = torch.zeros(P + 1, 4, dtype=torch.float64)
     planted[:P, 0] = torch.cos(2 * torch.pi * 5 * x / P)
     planted[:P, 1] = torch.sin(2 * torch.pi * 5 * x / P)
-    norms = embedding_spectrum(planted, P)["embedding_freq_norm"]
+    norms = embedding_norms(planted, P)["embedding_freq_norm"]
     assert norms.argmax() == 4 and np.isclose(norms[4], np.sqrt(P), rtol=1e-5)  # k=5 -> index 4
     assert np.allclose(np.delete(norms, 4), 0, atol=1e-5)
 

@@ -8,8 +8,8 @@ import torch
 
 from tasks.analyses.attention import attention_measures
 from tasks.analyses.fourier import key_frequencies
-from tasks.analyses.progress import accuracy, logit_periodicity, progress_measures
-from tasks.analyses.weights import gini, participation_ratio, weight_measures
+from tasks.analyses.progress import accuracy_from_logits, logit_periodicity, progress_from_logits
+from tasks.analyses.weights import gini, measures_from_weights, participation_ratio
 
 P = 13
 
@@ -36,29 +36,30 @@ def _trig_logits(freqs, p=P, scale=5.0) -> torch.Tensor:
 def test_periodicity_of_ideal_one_hot_logits(m):
     logits = _one_hot_logits()
     keys = list(range(1, m + 1))
-    assert logit_periodicity(logits, keys, centre=False) == pytest.approx(2 * m / P, abs=1e-12)
-    assert logit_periodicity(logits, keys) == pytest.approx(2 * m / (P - 1), abs=1e-12)
+    _, _, c = _pairs()
+    assert logit_periodicity(logits, c, keys, centre=False) == pytest.approx(2 * m / P, abs=1e-12)
+    assert logit_periodicity(logits, c, keys) == pytest.approx(2 * m / (P - 1), abs=1e-12)
 
 
 def test_periodicity_of_a_trig_model_is_one_and_zero_off_key():
-    logits = _trig_logits([2, 5])
-    assert logit_periodicity(logits, [2, 5]) == pytest.approx(1.0, abs=1e-9)
-    assert logit_periodicity(logits, [3]) == pytest.approx(0.0, abs=1e-9)
-    assert logit_periodicity(logits, [2]) == pytest.approx(0.5, abs=1e-9)
+    logits, (_, _, c) = _trig_logits([2, 5]), _pairs()
+    assert logit_periodicity(logits, c, [2, 5]) == pytest.approx(1.0, abs=1e-9)
+    assert logit_periodicity(logits, c, [3]) == pytest.approx(0.0, abs=1e-9)
+    assert logit_periodicity(logits, c, [2]) == pytest.approx(0.5, abs=1e-9)
 
 
 def test_restricted_and_excluded_loss_of_a_trig_model():
     logits = _trig_logits([3])
     idx = torch.arange(P * P)
     train, test = idx[::3], idx[1::3]
-    out = progress_measures(logits, [3], train, test)
     _, _, c = _pairs()
+    out = progress_from_logits(logits, c, [3], train, test)
     full = torch.nn.functional.cross_entropy(logits, c).item()
     np.testing.assert_allclose(out["restricted_loss"], full, rtol=1e-9)  # nothing else to drop
     assert out["excluded_loss"] == pytest.approx(math.log(P), rel=1e-9)  # nothing left: uniform
     assert out["excluded_loss_by_freq"][2] == pytest.approx(math.log(P), rel=1e-9)
     assert np.isnan(np.delete(out["excluded_loss_by_freq"], 2)).all()  # only key frequencies
-    other = progress_measures(logits, [3, 4], train, test)["excluded_loss_by_freq"][3]
+    other = progress_from_logits(logits, c, [3, 4], train, test)["excluded_loss_by_freq"][3]
     assert other == pytest.approx(torch.nn.functional.cross_entropy(logits[train], c[train]).item(), rel=1e-9)
     assert out["logit_periodicity"] == pytest.approx(1.0)
 
@@ -68,8 +69,8 @@ def test_restricted_loss_drops_noise_outside_the_key_frequencies():
     clean = _trig_logits([3], scale=8.0)
     noisy = clean + 2.0 * _trig_logits([5], scale=1.0)  # a non-key frequency
     idx = torch.arange(P * P)
-    out = progress_measures(noisy, [3], idx[::2], idx[1::2])
     _, _, c = _pairs()
+    out = progress_from_logits(noisy, c, [3], idx[::2], idx[1::2])
     assert out["restricted_loss"][2] == pytest.approx(torch.nn.functional.cross_entropy(clean, c).item(), rel=1e-9)
 
 
@@ -90,7 +91,7 @@ def test_weight_measures_shapes_and_sums():
     w = {"W_E": torch.randn(P + 1, 8), "W_pos": torch.randn(3, 8), "W_Q": torch.randn(2, 8, 4),
          "W_K": torch.randn(2, 8, 4), "W_V": torch.randn(2, 8, 4), "W_O": torch.randn(2, 4, 8),
          "W_in": torch.randn(8, 16), "W_out": torch.randn(16, 8), "W_U": torch.randn(8, P)}
-    out = weight_measures(w, P)
+    out = measures_from_weights(w, P)
     assert out["sum_sq_weights"][0] == pytest.approx((w["W_E"].double() ** 2).sum().item())
     assert out["sum_sq_weights_total"] == pytest.approx(sum((v.double() ** 2).sum().item() for v in w.values()))
     assert out["wl_freq_norm"].shape == (16, (P - 1) // 2)
@@ -110,7 +111,7 @@ def test_accuracy_per_class():
     logits = _one_hot_logits()
     logits[0] = torch.roll(logits[0], 1)  # pair (0, 0) -> wrong, class 0
     idx = torch.arange(P * P)
-    out = accuracy(logits, idx, idx[:0])
+    out = accuracy_from_logits(logits, _pairs()[2], idx, idx[:0])
     assert out["checkpoint_accuracy"][0] == pytest.approx(1 - 1 / P**2)
     assert np.isnan(out["checkpoint_accuracy"][1])  # empty split
     assert out["class_accuracy"][0, 0] == pytest.approx(1 - 1 / P) and out["class_accuracy"][0, 1] == 1.0
@@ -120,7 +121,7 @@ def test_attention_measures():
     a, b, _ = _pairs()
     to_a = 0.5 + 0.4 * torch.cos(2 * math.pi * 3 * (a + b).double() / P)
     pattern = torch.stack([to_a, 1 - to_a, torch.zeros_like(to_a)], dim=-1)[:, None, :].repeat(1, 2, 1)
-    out = attention_measures(pattern, P)
+    out = attention_measures(pattern, pattern[:, :, 0].T.reshape(-1, P, P), P)
     assert out["attention_mean"].shape == (2, 3)
     np.testing.assert_allclose(out["attention_mean"][:, 0], 0.5, atol=1e-6)
     assert out["head_freq_fraction"][0].argmax() == 2 and out["head_freq_fraction"][0, 2] == pytest.approx(1.0, abs=1e-5)

@@ -1,27 +1,28 @@
-"""The analysis table: each analysis names its function, the hooks it reads and the variables
-it writes (with their dimensions). Adding an analysis = a pure function, a row here and a test;
-the viewer draws its variables by their dimensions on its "Every analysis" tab (a curated view
-in ``viz/`` is optional).
+"""The analysis table: each analysis names its function ``fn(probe)`` (or ``fn(probe,
+key_freqs)``), the hooks it reads and the variables it writes (with their dimensions). Adding an
+analysis = a pure function in an analysis module, a row here and a test; the viewer draws its
+variables by their dimensions on its "Every analysis" tab (a curated view in ``viz/`` is
+optional). Analyses read the task (inputs, labels, operand grid, split) from the probe only.
 
-An analysis's version hashes the source of its module and its parameters (and, for analyses
-that use them, the run's key frequencies); a changed analysis recomputes, unchanged ones are
-skipped. Analyses with ``needs_keys`` wait until the key frequencies are chosen from the final
-checkpoint, then run on every checkpoint.
+An analysis's version hashes the source of its function and of the project code it reaches
+(``tasks.analyses.reach``: the helpers it calls in any module, the ``Probe`` members it uses and
+what they call, the project constants it reads), its parameters and, for analyses that use them,
+the run's key frequencies: a change anywhere in that code recomputes exactly the analyses that
+depend on it; the others are skipped. Analyses with ``needs_keys`` wait until the key
+frequencies are chosen from the final checkpoint, then run on every checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Callable
 
 import numpy as np
 
 from store.schema import Variable, done_variable
-from tasks.analyses import attention, fourier, progress, weights
-from tasks.analyses import probe as probe_module
+from tasks.analyses import activations, attention, fourier, progress, weights
+from tasks.analyses.reach import code_digest
 from tasks.model import HOOK_PATTERN, HOOK_POST
 
 
@@ -30,16 +31,16 @@ class Analysis:
     name: str
     fn: Callable[..., dict[str, np.ndarray]]  # (probe) or (probe, key_freqs) -> arrays
     outputs: tuple[Variable, ...]
-    module: ModuleType  # where its mathematics lives: its source is part of the version
     hooks: tuple[str, ...] = ()
     params: dict = field(default_factory=dict)
     needs_keys: bool = False
 
     def version(self, key_freqs: list[int] | None = None) -> str:
-        source = inspect.getsource(self.module)
+        """``name@digest`` of the code ``fn`` reaches, the parameters and (``needs_keys``) the
+        key frequencies; the code's part is computed once per process."""
         keys = f"\n{list(key_freqs)}" if self.needs_keys else ""
-        digest = hashlib.sha256(f"{source}\n{sorted(self.params.items())}{keys}".encode()).hexdigest()
-        return f"{self.name}@{digest[:12]}"
+        text = f"{code_digest(self.fn)}\n{sorted(self.params.items())}{keys}"
+        return f"{self.name}@{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def _v(name, dims, dtype, long_name, description, **kw) -> Variable:
@@ -47,24 +48,22 @@ def _v(name, dims, dtype, long_name, description, **kw) -> Variable:
 
 
 ANALYSES: tuple[Analysis, ...] = (
-    Analysis("embedding_spectrum", lambda pr: fourier.embedding_spectrum(pr.weights["W_E"].cpu(), pr.p), (
+    Analysis("embedding_spectrum", fourier.embedding_spectrum, (
         _v("embedding_spectrum", ("component",), "float32", "embedding Fourier norm",
            "||(F @ W_E[:p])[i, :]|| per Fourier basis row", hook="W_E"),
         _v("embedding_freq_norm", ("freq",), "float32", "embedding Fourier norm per frequency",
            "sqrt(cos_k² + sin_k²) of the row norms", hook="W_E"),
-    ), fourier),
-    Analysis("neuron_activations",
-             lambda pr: {"neuron_activations": pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p).half().numpy()}, (
+    )),
+    Analysis("neuron_activations", activations.neuron_activations, (
         _v("neuron_activations", ("neuron", "a", "b"), "float16", "MLP neuron activation",
            "post-ReLU activation at '=' over all (a, b); float16 for viewing", hook=HOOK_POST, inner_chunk=16),
-    ), probe_module, hooks=(HOOK_POST,)),
-    Analysis("neuron_frequencies", lambda pr: {"neuron_freq_fraction": fourier.neuron_freq_fraction(
-                 pr.acts(HOOK_POST).T.reshape(-1, pr.p, pr.p), pr.p)}, (
+    ), hooks=(HOOK_POST,)),
+    Analysis("neuron_frequencies", fourier.neuron_frequencies, (
         _v("neuron_freq_fraction", ("neuron", "freq"), "float32", "neuron frequency fraction",
            "fraction of the centred (a, b) map's variance in the {const, cos k, sin k} block of F N Fᵀ",
            hook=HOOK_POST),
-    ), fourier, hooks=(HOOK_POST,)),
-    Analysis("weight_measures", lambda pr: weights.weight_measures({k: v.cpu() for k, v in pr.weights.items()}, pr.p), (
+    ), hooks=(HOOK_POST,)),
+    Analysis("weight_measures", weights.weight_measures, (
         _v("gini_embedding", (), "float64", "Gini of W_E's Fourier norms",
            "Hurley-Rickard Gini of ||(F @ W_E[:p])[i]|| over basis rows i"),
         _v("gini_wl", (), "float64", "Gini of W_L's Fourier norms",
@@ -75,22 +74,21 @@ ANALYSES: tuple[Analysis, ...] = (
         _v("sum_sq_weights_total", (), "float64", "total sum of squared weights", "over every trainable weight"),
         _v("participation_ratio", ("matrix",), "float64", "participation ratio",
            "(sum s²)² / sum s⁴ of the singular values: effective dimensionality"),
-    ), weights),
-    Analysis("accuracy", lambda pr: progress.accuracy(pr.logits(), pr.train_idx, pr.test_idx), (
+    )),
+    Analysis("accuracy", progress.accuracy, (
         _v("checkpoint_accuracy", ("split",), "float64", "accuracy", "fraction correct at '=' per split"),
         _v("class_accuracy", ("split", "c"), "float64", "accuracy per residue class",
            "fraction correct among the pairs whose answer is c"),
-    ), progress),
-    Analysis("attention", lambda pr: attention.attention_measures(pr.acts(HOOK_PATTERN)[:, :, :], pr.p), (
+    )),
+    Analysis("attention", attention.attention, (
         _v("attention_mean", ("head", "position"), "float32", "attention from '='",
            "mean attention weight from '=' to each position", hook=HOOK_PATTERN),
         _v("attention_to_a", ("head", "a", "b"), "float32", "attention from '=' to a",
            "attention weight from '=' to the a token, per input", hook=HOOK_PATTERN),
         _v("head_freq_fraction", ("head", "freq"), "float32", "head frequency fraction",
            "Fourier variance fractions of each head's attention-to-a map", hook=HOOK_PATTERN),
-    ), attention, hooks=(HOOK_PATTERN,)),
-    Analysis("progress_measures",
-             lambda pr, keys: progress.progress_measures(pr.logits(), keys, pr.train_idx, pr.test_idx), (
+    ), hooks=(HOOK_PATTERN,)),
+    Analysis("progress_measures", progress.progress_measures, (
         _v("restricted_loss", ("split",), "float64", "restricted loss",
            "float64 loss of the logits kept to the constant and key-frequency cos/sin(w_k(a+b)) terms", units="nats"),
         _v("excluded_loss", (), "float64", "excluded loss",
@@ -100,7 +98,7 @@ ANALYSES: tuple[Analysis, ...] = (
            "NaN for the other frequencies", units="nats"),
         _v("logit_periodicity", (), "float64", "logit periodicity",
            "fraction of centred-logit variance along cos(w_k(a+b-c)) over the key frequencies"),
-    ), progress, needs_keys=True),
+    ), needs_keys=True),
 )
 
 BY_NAME = {a.name: a for a in ANALYSES}

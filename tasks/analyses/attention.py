@@ -6,13 +6,22 @@ import numpy as np
 import torch
 
 from tasks.analyses.fourier import neuron_freq_fraction
+from tasks.analyses.probe import Probe
+from tasks.model import HOOK_PATTERN
 
 
-def attention_measures(pattern: torch.Tensor, p: int) -> dict[str, np.ndarray]:
-    """``pattern`` (p², head, key_pos) from '=' in probe order. Returns attention_mean
-    (head, position: a, b, =), attention_to_a (head, a, b), and head_freq_fraction
-    (head, freq): the Fourier variance fractions of each head's attention-to-a map."""
-    to_a = pattern[:, :, 0].T.reshape(-1, p, p).float()  # (head, a, b)
+def attention(probe: Probe) -> dict[str, np.ndarray]:
+    """``attention_measures`` of the probe's attention patterns from '='."""
+    pattern = probe.acts(HOOK_PATTERN)  # (n, head, key_pos)
+    return attention_measures(pattern, probe.on_grid(pattern[:, :, 0]), probe.p)
+
+
+def attention_measures(pattern: torch.Tensor, to_a: torch.Tensor, p: int) -> dict[str, np.ndarray]:
+    """``pattern`` (n, head, key_pos) from '=' in probe order; ``to_a`` (head, a, b): its
+    attention to the a token on the operand grid. Returns attention_mean (head, position: a, b,
+    =), attention_to_a (head, a, b), and head_freq_fraction (head, freq): the Fourier variance
+    fractions of each head's attention-to-a map."""
+    to_a = to_a.float()
     return {
         "attention_mean": pattern.mean(dim=0).float().numpy(),
         "attention_to_a": to_a.numpy(),

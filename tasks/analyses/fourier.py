@@ -11,6 +11,9 @@ import functools
 import numpy as np
 import torch
 
+from tasks.analyses.probe import Probe
+from tasks.model import HOOK_POST
+
 
 @functools.lru_cache(maxsize=8)
 def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -33,7 +36,17 @@ def per_frequency(row_values: torch.Tensor) -> torch.Tensor:
     return pairs.pow(2).sum(-1).sqrt()
 
 
-def embedding_spectrum(W_E: torch.Tensor, p: int) -> dict[str, np.ndarray]:
+def embedding_spectrum(probe: Probe) -> dict[str, np.ndarray]:
+    """The Fourier spectrum of the checkpoint's embedding (``embedding_norms``)."""
+    return embedding_norms(probe.weights["W_E"].cpu(), probe.p)
+
+
+def neuron_frequencies(probe: Probe) -> dict[str, np.ndarray]:
+    """Each MLP neuron's frequency fractions over its map on the operand grid."""
+    return {"neuron_freq_fraction": neuron_freq_fraction(probe.on_grid(probe.acts(HOOK_POST)), probe.p)}
+
+
+def embedding_norms(W_E: torch.Tensor, p: int) -> dict[str, np.ndarray]:
     """``W_E (d_vocab, d_model)`` -> norms of ``F @ W_E[:p]`` per basis row, shape (p,), and per
     frequency, shape ((p-1)/2,). Parseval: ``sum(norms²) == ||W_E[:p]||²``."""
     coeffs = fourier_basis(p, torch.float64) @ W_E[:p].double()  # (component, d_model)
@@ -71,5 +84,5 @@ KEY_RULE = "embedding norm per frequency >= threshold x its maximum, at the fina
 def key_frequencies(W_E: torch.Tensor, p: int, threshold: float = 0.5) -> list[int]:
     """The run's key frequencies k (1-based): those whose embedding norm
     ``sqrt(cos_k² + sin_k²)`` is at least ``threshold`` times the largest."""
-    norms = torch.from_numpy(embedding_spectrum(W_E, p)["embedding_freq_norm"])
+    norms = torch.from_numpy(embedding_norms(W_E, p)["embedding_freq_norm"])
     return [int(k) + 1 for k in torch.nonzero(norms >= threshold * norms.max()).flatten()]

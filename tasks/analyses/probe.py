@@ -1,14 +1,16 @@
-"""One checkpoint's inputs to every analysis: its weights and, on demand, one forward pass
-over the full p² probe with a filtered activation cache."""
+"""One checkpoint's inputs to every analysis, and the one place analyses read the task from: the
+probe's inputs, labels, operand grid and split (built by ``tasks.data``), the checkpoint's
+weights and, on demand, one forward pass over the full probe with a filtered activation cache."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
+from tasks import data
 from tasks.config import RunConfig
-from tasks.data import full_probe, split
 from tasks.fast import FastForward, applies
 from tasks.model import HOOK_PATTERN, HOOK_POST, weights
 
@@ -24,24 +26,54 @@ def _at_equals(hook: str, acts: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Probe:
-    """``weights``: TransformerLens-named weights (see ``tasks.model.weights``);
-    ``acts(hook)``: that hook's activations at the ``=`` position over all p² inputs in a-major
-    order, shape (p², ...); ``logits()``: (p², p) at ``=``. One forward serves them all."""
+    """Rows are the task's full probe, n = p² inputs in a-major order. ``inputs`` (n, 3) and
+    ``labels`` (n,): the task's data; ``grid``: the operands the rows enumerate (``{"a": values,
+    "b": values}``), and ``on_grid`` lays per-row values out on it; ``train_idx``, ``test_idx``:
+    the run's split as row indices; ``weights``: TransformerLens-named weights (see
+    ``tasks.model.weights``); ``acts(hook)``: that hook's activations at ``=``, shape (n, ...);
+    ``logits()``: (n, classes) at ``=``. One forward serves them all."""
 
     cfg: RunConfig
     model: torch.nn.Module
     hooks: tuple[str, ...]
-    weights: dict[str, torch.Tensor] = field(init=False)
     _cache: dict[str, torch.Tensor] | None = field(default=None, init=False)
     _logits: torch.Tensor | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self.weights = weights(self.model)
-        self.train_idx, self.test_idx = split(self.cfg.p, self.cfg.frac_train, self.cfg.data_seed)
 
     @property
     def p(self) -> int:
         return self.cfg.p
+
+    @cached_property
+    def weights(self) -> dict[str, torch.Tensor]:
+        return weights(self.model)
+
+    @cached_property
+    def inputs(self) -> torch.Tensor:
+        return data.full_probe(self.p)
+
+    @cached_property
+    def labels(self) -> torch.Tensor:
+        return data.labels(self.p)
+
+    @cached_property
+    def grid(self) -> dict[str, torch.Tensor]:
+        return data.operand_grid(self.p)
+
+    def on_grid(self, values: torch.Tensor) -> torch.Tensor:
+        """``(n, k)`` in row order -> ``(k, *grid)``, e.g. each neuron's (a, b) map."""
+        return values.T.reshape(-1, *(len(axis) for axis in self.grid.values()))
+
+    @cached_property
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return data.split(self.p, self.cfg.frac_train, self.cfg.data_seed)
+
+    @property
+    def train_idx(self) -> torch.Tensor:
+        return self._split[0]
+
+    @property
+    def test_idx(self) -> torch.Tensor:
+        return self._split[1]
 
     def _forward(self, extra: str | None = None) -> None:
         wanted = set(self.hooks) | ({extra} if extra else set())
@@ -50,7 +82,7 @@ class Probe:
             return
         with torch.no_grad():
             logits, cache = self.model.run_with_cache(
-                full_probe(self.p).to(self.weights["W_E"].device), names_filter=lambda n: n in wanted
+                self.inputs.to(self.weights["W_E"].device), names_filter=lambda n: n in wanted
             )
         self._logits = logits[:, -1].cpu()
         self._cache = {name: _at_equals(name, cache[name]).cpu() for name in wanted}
@@ -58,9 +90,9 @@ class Probe:
     def _fast_forward(self) -> None:
         """The same values through the exact last-position forward (``tasks.fast``; equality
         with the TransformerLens hooks is tested): one position instead of three."""
-        probe = full_probe(self.p).to(self.weights["W_E"].device)
+        pairs = self.inputs[:, :2].to(self.weights["W_E"].device)
         with torch.no_grad():
-            logits, pattern, post = FastForward(self.model, self.cfg).run(probe[:, :2])
+            logits, pattern, post = FastForward(self.model, self.cfg).run(pairs)
         self._logits = logits.cpu()
         self._cache = {HOOK_PATTERN: pattern.cpu(), HOOK_POST: post.cpu()}
 

@@ -8,6 +8,7 @@ import torch
 
 from store.schema import MATRICES, PARAMS
 from tasks.analyses.fourier import fourier_basis, per_frequency
+from tasks.analyses.probe import Probe
 
 
 def gini(values: torch.Tensor) -> float:
@@ -35,7 +36,12 @@ def wl_spectrum(W_out: torch.Tensor, W_U: torch.Tensor, p: int) -> torch.Tensor:
     return (W_L @ fourier_basis(p, torch.float64).T).abs()  # (neuron, component)
 
 
-def weight_measures(w: dict[str, torch.Tensor], p: int) -> dict[str, np.ndarray]:
+def weight_measures(probe: Probe) -> dict[str, np.ndarray]:
+    """``measures_from_weights`` of the checkpoint's weights."""
+    return measures_from_weights({k: v.cpu() for k, v in probe.weights.items()}, probe.p)
+
+
+def measures_from_weights(w: dict[str, torch.Tensor], p: int) -> dict[str, np.ndarray]:
     """``w``: TransformerLens-named weights. Returns gini_embedding, gini_wl, wl_freq_norm
     (neuron, freq), sum_sq_weights (param), sum_sq_weights_total, participation_ratio (matrix)."""
     coeffs = fourier_basis(p, torch.float64) @ w["W_E"][:p].double()  # (component, d_model)
