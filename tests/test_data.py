@@ -1,6 +1,6 @@
 import torch
 
-from tasks.data import full_probe, labels, split
+from tasks.data import full_probe, labels, operand_grid, split
 
 
 def test_probe_is_a_major_with_equals_token():
@@ -9,6 +9,14 @@ def test_probe_is_a_major_with_equals_token():
     assert x.shape == (p * p, 3)
     assert x[3 * p + 5].tolist() == [3, 5, p]
     assert torch.equal(labels(p), (x[:, 0] + x[:, 1]) % p)
+
+
+def test_operand_grid_enumerates_the_probe_rows_in_order():
+    p = 7
+    grid = operand_grid(p)
+    assert list(grid) == ["a", "b"]
+    pairs = torch.cartesian_prod(*grid.values())  # row-major: the last operand fastest
+    assert torch.equal(pairs, full_probe(p)[:, :2])
 
 
 def test_split_sizes_match_reference_and_partition():

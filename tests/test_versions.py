@@ -1,0 +1,123 @@
+"""Analysis versions cover the code each analysis reaches: a changed helper marks exactly the
+analyses that depend on it stale."""
+
+import importlib
+import inspect
+import sys
+import textwrap
+
+import pytest
+
+from tasks import data
+from tasks.analyses import ANALYSES, BY_NAME, fourier, reach
+from tasks.analyses.probe import Probe
+
+GRID = {"neuron_activations", "neuron_frequencies", "attention"}
+
+
+@pytest.fixture
+def fresh_digests():
+    reach.code_digest.cache_clear()
+    yield
+    reach.code_digest.cache_clear()  # nothing computed under a patch outlives the test
+
+
+def _versions() -> dict[str, str]:
+    return {a.name: a.version([1, 2]) for a in ANALYSES}
+
+
+@pytest.mark.parametrize("helper, dependents", [
+    (inspect.unwrap(fourier.fourier_basis), {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
+    (data.labels, {"accuracy", "progress_measures"}),
+    (data.split, {"accuracy", "progress_measures"}),
+    (data.operand_grid, GRID),
+    (Probe.on_grid, GRID),
+    (Probe.weights.func, {a.name for a in ANALYSES}),  # the forward reads the weights' device
+    (fourier.per_frequency, {"embedding_spectrum", "weight_measures"}),
+])
+def test_a_changed_helper_marks_exactly_its_dependents_stale(monkeypatch, fresh_digests, helper, dependents):
+    before = _versions()
+    source = reach._source
+    reach.code_digest.cache_clear()
+    monkeypatch.setattr(reach, "_source", lambda obj: source(obj) + ("# edited\n" if obj is helper else ""))
+    after = _versions()
+    assert {name for name in before if before[name] != after[name]} == dependents
+
+
+def test_versions_cover_parameters_and_key_frequencies_and_are_cached(fresh_digests):
+    progress = BY_NAME["progress_measures"]
+    assert progress.version([1, 2]) != progress.version([1, 3])
+    assert BY_NAME["accuracy"].version([1, 2]) == BY_NAME["accuracy"].version([1, 3])
+    for _ in range(3):
+        _versions()
+    assert reach.code_digest.cache_info().misses == len(ANALYSES)  # each computed once
+
+
+def test_no_analysis_is_a_lambda():
+    for a in ANALYSES:
+        assert a.fn.__name__ == a.name and "<" not in a.fn.__qualname__, a.name
+
+
+def _package(root, helpers: str) -> dict:
+    """A package ``synth`` (helpers.py as given, rows.py using it) imported afresh; returns
+    what each row reaches."""
+    pkg = root / "synth"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text(textwrap.dedent(helpers))
+    (pkg / "rows.py").write_text(textwrap.dedent("""
+        from synth import helpers
+        from synth.helpers import Box, other
+
+        def row_a(x):
+            return helpers.base(x)
+
+        def row_b(x):
+            return sorted(map(lambda v: other(v), [x]))  # a lambda and a name imported alone
+
+        def row_c(box: Box):
+            return box.value()
+        """))
+    for name in ("synth", "synth.helpers", "synth.rows"):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    rows = importlib.import_module("synth.rows")
+    return {name: reach.reach(getattr(rows, name), roots=("synth",)) for name in ("row_a", "row_b", "row_c")}
+
+
+HELPERS = """
+    SCALE = 2
+
+    def base(x):
+        return x * SCALE
+
+    def other(x):
+        return -x
+
+    class Box:
+        def value(self):
+            return self._inner()
+
+        def _inner(self):
+            return 1
+
+        def unused(self):
+            return base(0)
+    """
+
+
+@pytest.mark.parametrize("old, new, changed", [
+    ("SCALE = 2", "SCALE = 3", {"row_a"}),  # a constant the helper reads
+    ("return -x", "return -x + 0", {"row_b"}),  # a helper called from a lambda
+    ("return 1", "return 1 + 0", {"row_c"}),  # a method reached through the annotated argument
+    ("return base(0)", "return base(1)", set()),  # a member no row uses
+])
+def test_a_synthetic_package_marks_exactly_the_rows_that_reach_the_change(tmp_path, monkeypatch, old, new, changed):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    before = _package(tmp_path, HELPERS)
+    after = _package(tmp_path, HELPERS.replace(old, new))
+    assert {row for row in before if before[row] != after[row]} == changed
+    assert list(before["row_c"]) == ["synth.helpers:Box._inner", "synth.helpers:Box.value", "synth.rows:row_c"]
+    for name in ("synth", "synth.helpers", "synth.rows"):
+        sys.modules.pop(name, None)
