@@ -21,6 +21,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from cli import deploy, server  # noqa: E402
+from tasks.config import ENV_DEVICE, check_device_name  # noqa: E402
+from tasks.knobs import DEFAULT_PRESET, KNOBS, build_config, positive  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
 
@@ -37,41 +39,27 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _epochs_list(text: str) -> list[int]:
-    try:
-        epochs = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--checkpoints wants integers like 0,100,500; got {text!r}")
-    if not epochs or any(b <= a for a, b in zip(epochs, epochs[1:])) or epochs[0] < 0:
-        raise argparse.ArgumentTypeError(f"--checkpoints wants increasing epochs >= 0 without "
-                                         f"repeats, like 0,100,500; got {text!r}")
-    return epochs
+def _knobs(sub: argparse.ArgumentParser, axes: bool = False) -> None:
+    """The preset and one option per knob (``tasks.knobs.KNOBS``); with ``axes``, a sweep axis's
+    knob is a comma-separated list (``--seeds 1,2``)."""
+    sub.add_argument("--preset", default=DEFAULT_PRESET,
+                     help=f"smoke | quick | canonical (default: {DEFAULT_PRESET})")
+    for k in KNOBS:
+        if axes and k.axis:
+            flag = f"--{k.axis.replace('_', '-')}"
+            sub.add_argument(flag, dest=k.axis, type=_list(k.kind, flag),
+                             help=f"a comma-separated list of: {k.help} (one run each)")
+        elif k.kind is bool:
+            sub.add_argument(k.flag, dest=k.name, action=argparse.BooleanOptionalAction, help=k.help)
+        else:
+            sub.add_argument(k.flag, dest=k.name, type=k.parse or k.kind, help=k.help)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"wants an integer >= 1; got {text!r}")
-    return value
-
-
-def _knobs(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--preset", default="quick", help="smoke | quick | canonical (default: quick)")
-    sub.add_argument("--p", type=int, help="modulus, an odd prime")
-    sub.add_argument("--seed", type=int, help="model initialisation seed")
-    sub.add_argument("--data-seed", type=int, help="train/test split seed")
-    sub.add_argument("--frac", type=float, dest="frac_train", help="training fraction, in (0, 1)")
-    sub.add_argument("--epochs", type=int, dest="num_epochs", help="number of epochs")
-    sub.add_argument("--lr", type=float, help="AdamW learning rate")
-    sub.add_argument("--wd", type=float, dest="weight_decay", help="AdamW weight decay")
-    sub.add_argument("--checkpoints", type=_epochs_list, help="checkpoint epochs, e.g. 0,100,500")
-    sub.add_argument("--d-mlp", type=_positive, dest="d_mlp", help="MLP width in neurons (default: the preset's, 512)")
+def _run_options(sub: argparse.ArgumentParser) -> None:
+    _knobs(sub)
     _common(sub)
     _training(sub)
-    sub.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
+    sub.add_argument("--threads", type=positive, default=1, help="torch threads (default 1)")
 
 
 def _training(sub: argparse.ArgumentParser) -> None:
@@ -97,15 +85,10 @@ def _sweep_parser(sp) -> None:
                     "comma-separated; a knob left out keeps the preset's value), one process per "
                     "core with one thread each. Each run keeps its own run id; running the same "
                     "sweep again resumes it. Example: tdw sweep --preset quick --seeds 1,2 --data-seeds 1,2")
-    sw.add_argument("--preset", default="quick", help="smoke | quick | canonical (default: quick)")
-    for flag, kind, what in (("--seeds", int, "model seeds, e.g. 1,2"), ("--data-seeds", int, "data seeds, e.g. 1,2"),
-                             ("--primes", int, "moduli, e.g. 53,59"), ("--fracs", float, "training fractions, e.g. 0.3,0.5"),
-                             ("--lrs", float, "learning rates, e.g. 1e-3,3e-3"), ("--wds", float, "weight decays, e.g. 0.5,1")):
-        sw.add_argument(flag, type=_list(kind, flag), help=what)
-    sw.add_argument("--epochs", type=int, help="epochs per run (default: the preset's)")
+    _knobs(sw, axes=True)
     _common(sw)
     _training(sw)
-    sw.add_argument("--concurrency", type=_positive, help="runs at once (default: one per core; 1 on a GPU)")
+    sw.add_argument("--concurrency", type=positive, help="runs at once (default: one per core; 1 on a GPU)")
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -117,13 +100,13 @@ def parser() -> argparse.ArgumentParser:
                                  "small transformers on (a + b) mod p and watch them grok.")
     sp = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sp.add_parser("run", help="train and analyse a run (the pipeline flow)")
-    _knobs(run)
+    _run_options(run)
     _scheduler(run)
-    _knobs(sp.add_parser("train", help="train only (checkpoints, series; no analysis)"))
+    _run_options(sp.add_parser("train", help="train only (checkpoints, series; no analysis)"))
     a = sp.add_parser("analyze", help="analyse the missing or stale checkpoints of a run")
     a.add_argument("run_id")
     _common(a)
-    a.add_argument("--threads", type=_positive, default=1, help="torch threads (default 1)")
+    a.add_argument("--threads", type=positive, default=1, help="torch threads (default 1)")
     _scheduler(a)
     s = sp.add_parser("serve", help="serve the viewer on http://127.0.0.1:5006")
     _common(s)
@@ -160,11 +143,14 @@ def _address(text: str) -> str:
     return text
 
 
-def _config(args):
-    from flows.pipeline import build_config
+def _knob_values(args) -> dict:
+    """The knobs' values given on the command line, by name (``None``: the preset's); for a
+    sweep, the axes' lists by axis name."""
+    return {name: getattr(args, name) for name in (k.axis if k.axis in vars(args) else k.name for k in KNOBS)}
 
-    return build_config(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
-                        args.num_epochs, args.lr, args.weight_decay, args.checkpoints, args.d_mlp)
+
+def _config(args):
+    return build_config(args.preset, **_knob_values(args))
 
 
 def _check_root(root: str) -> None:
@@ -196,29 +182,31 @@ def _writable(root: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from flows.pipeline import pipeline
     from tasks.lock import refuse_if_training
 
-    cfg = _config(args)  # bad input fails here, with one line, before Prefect starts
+    cfg = _config(args)  # bad input fails here, with one line, before torch and Prefect start
+    _check_device_name(args.device)
     _check_device(args.device)
     _writable(args.root)
     refuse_if_training(args.root, cfg.run_id)
-    run_id = pipeline(args.preset, args.p, args.seed, args.data_seed, args.frac_train,
-                      args.num_epochs, args.lr, args.weight_decay, args.checkpoints,
-                      runs_dir=args.runs, device=args.device, threads=args.threads,
-                      scheduler=args.scheduler, compile_mode=args.compile_mode, d_mlp=args.d_mlp)
+    from flows.pipeline import pipeline
+
+    run_id = pipeline(args.preset, **_knob_values(args), runs_dir=args.runs, device=args.device,
+                      threads=args.threads, scheduler=args.scheduler, compile_mode=args.compile_mode)
     print(f"run {run_id} trained and analysed under {args.root}")
     return 0
 
 
 def cmd_train(args) -> int:
-    from flows.train import train_flow
     from tasks.lock import refuse_if_training
 
     cfg = _config(args)
+    _check_device_name(args.device)
     _check_device(args.device)
     _writable(args.root)
     refuse_if_training(args.root, cfg.run_id)
+    from flows.train import train_flow
+
     run_id = train_flow(cfg.to_dict(), args.root, device=args.device, analyze=False, threads=args.threads,
                         compile_mode=args.compile_mode)
     print(f"run {run_id} trained under {args.root}; analyse it with: tdw analyze {run_id}")
@@ -226,17 +214,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from flows.sweep import SweepFailed, grid, sweep_flow
+    from tasks.knobs import grid
 
-    axes = dict(seeds=args.seeds, data_seeds=args.data_seeds, primes=args.primes, fracs=args.fracs,
-                lrs=args.lrs, wds=args.wds)
-    configs = grid(args.preset, args.epochs, **axes)  # bad input fails here, before Prefect starts
+    configs = grid(args.preset, **_knob_values(args))  # bad input fails here, before torch and Prefect
+    _check_device_name(args.device)
     _check_device(args.device)
     _writable(args.root)
+    from flows.sweep import SweepFailed, sweep_flow
+
     print(f"sweep of {len(configs)} run(s) under {args.root}", flush=True)
     try:
-        run_ids = sweep_flow(args.preset, epochs=args.epochs, runs_dir=args.runs, device=args.device,
-                             concurrency=args.concurrency, compile_mode=args.compile_mode, **axes)
+        run_ids = sweep_flow(args.preset, **_knob_values(args), runs_dir=args.runs, device=args.device,
+                             concurrency=args.concurrency, compile_mode=args.compile_mode)
     except SweepFailed as exc:
         print(f"tdw: {exc}", file=sys.stderr)
         return 1
@@ -330,8 +319,13 @@ def _root(args) -> str:
     return root
 
 
+def _check_device_name(device: str | None) -> None:
+    """The device named (or ``$TDW_DEVICE``) is one the workbench runs on (no torch needed)."""
+    check_device_name(device or os.environ.get(ENV_DEVICE))
+
+
 def _check_device(device: str | None) -> None:
-    from tasks.runs import ENV_DEVICE
+    """The device is here (asks torch about CUDA: once the input is otherwise valid)."""
     from tasks.training import pick_device
 
     try:
@@ -351,9 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     from store.files import StorageError
     from store.layout import LayoutError
-    from tasks.config import ConfigError
+    from tasks.config import ConfigError, RunError
     from tasks.lock import RunBusy
-    from tasks.runs import RunError
 
     try:
         if hasattr(args, "runs"):

@@ -7,25 +7,19 @@ itself then reports the error.
 
 from __future__ import annotations
 
-import inspect
-
 from prefect.runtime import flow_run
 
 from tasks.config import ConfigError, RunConfig
+from tasks.knobs import DEFAULT_PRESET, KNOBS, build_config
 
 
 def pipeline_run_name() -> str:
-    from flows.pipeline import build_config, pipeline
-
-    args = {**_defaults(pipeline.fn), **flow_run.parameters}
+    params = flow_run.parameters
+    preset = params.get("preset", DEFAULT_PRESET)
     try:
-        return build_config(**{k: args[k] for k in _defaults(build_config)}).run_id
-    except (ConfigError, KeyError, TypeError, ValueError):
-        return f"pipeline-{args.get('preset')}"
-
-
-def _defaults(fn) -> dict:
-    return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+        return build_config(preset, **{k.name: params.get(k.name) for k in KNOBS}).run_id
+    except (ConfigError, TypeError, ValueError):
+        return f"pipeline-{preset}"
 
 
 def train_run_name() -> str:

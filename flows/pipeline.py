@@ -12,20 +12,9 @@ from flows.analyze import analyze_flow, fan_out_runner
 from flows.names import pipeline_run_name
 from flows.train import train_flow
 from store.layout import runs_root
-from tasks.config import preset as make_preset
-from tasks.runs import run_status
 from store.run_store import open_run
-
-
-def build_config(preset: str = "quick", p: int | None = None, seed: int | None = None,
-                 data_seed: int | None = None, frac_train: float | None = None,
-                 num_epochs: int | None = None, lr: float | None = None,
-                 weight_decay: float | None = None, checkpoints: list[int] | None = None,
-                 d_mlp: int | None = None):
-    """A preset with overrides (``None`` keeps the preset's value; ``d_mlp``: the MLP's width)."""
-    return make_preset(preset, p=p, seed=seed, data_seed=data_seed, frac_train=frac_train,
-                       num_epochs=num_epochs, lr=lr, weight_decay=weight_decay,
-                       checkpoint_epochs=tuple(checkpoints) if checkpoints else None, d_mlp=d_mlp)
+from tasks.knobs import DEFAULT_PRESET, build_config, knob_parameters
+from tasks.runs import run_status
 
 
 def grokking_epoch(test_acc: np.ndarray, threshold: float = 0.95) -> int | None:
@@ -61,15 +50,14 @@ def summary_markdown(root: str, run_id: str) -> str:
 
 
 @flow(name="pipeline", flow_run_name=pipeline_run_name)
-def pipeline(preset: str = "quick", p: int | None = None, seed: int | None = None,
-             data_seed: int | None = None, frac_train: float | None = None,
-             num_epochs: int | None = None, lr: float | None = None,
-             weight_decay: float | None = None, checkpoints: list[int] | None = None,
-             runs_dir: str | None = None, device: str | None = None, threads: int = 1,
-             scheduler: str | None = None, compile_mode: str = "auto", d_mlp: int | None = None) -> str:
-    """Train and analyse one run; returns its run id. ``scheduler``: a Dask scheduler address
-    to run the analysis fan-out on (default: threads in this process)."""
-    cfg = build_config(preset, p, seed, data_seed, frac_train, num_epochs, lr, weight_decay, checkpoints, d_mlp)
+@knob_parameters()
+def pipeline(preset: str = DEFAULT_PRESET, *, runs_dir: str | None = None, device: str | None = None,
+             threads: int = 1, scheduler: str | None = None, compile_mode: str = "auto", **knobs) -> str:
+    """Train and analyse one run; returns its run id. Its parameters are the preset and the
+    run knobs of ``tasks.knobs`` (``None`` keeps the preset's value), then where and how it
+    runs; ``scheduler``: a Dask scheduler address to run the analysis fan-out on (default:
+    threads in this process)."""
+    cfg = build_config(preset, **knobs)
     root = runs_root(runs_dir)
     train = train_flow.with_options(task_runner=fan_out_runner(scheduler, threads=1))
     run_id = train(cfg.to_dict(), root, device=device, threads=threads, compile_mode=compile_mode)

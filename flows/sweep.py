@@ -1,5 +1,6 @@
-"""Sweeps: train and analyse a grid of runs (model seeds x data seeds x primes x training
-fractions x learning rates x weight decays) as child runs, each with its own run id.
+"""Sweeps: train and analyse a grid of runs (every combination of the knobs' sweep axes:
+model seeds x data seeds x primes x training fractions x learning rates x weight decays, see
+``tasks.knobs``) as child runs, each with its own run id.
 
 On a CPU the children run one process per core with one torch thread each (measured on the
 2-core machine: ~1.7x the throughput of one two-thread process); ``concurrency`` overrides it.
@@ -12,7 +13,6 @@ finished runs are skipped, interrupted ones continue from their last saved state
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 
 import torch
@@ -28,34 +28,9 @@ from cli.terminal import Bar
 from store.layout import runs_root
 from store.run_store import open_run
 from tasks import progress, runs
-from tasks.config import ConfigError, RunConfig, preset as make_preset
+from tasks.config import RunConfig
+from tasks.knobs import grid, knob_parameters
 from tasks.training import pick_device
-
-AXES = {  # sweep parameter -> config field
-    "seeds": "seed", "data_seeds": "data_seed", "primes": "p",
-    "fracs": "frac_train", "lrs": "lr", "wds": "weight_decay",
-}
-
-
-def grid(preset: str = "smoke", epochs: int | None = None, **axes: list | None) -> list[RunConfig]:
-    """The configs of the grid, in order, duplicates (same run id) dropped. An axis left out or
-    ``None`` keeps the preset's value; every config is validated before anything starts."""
-    unknown = set(axes) - set(AXES)
-    if unknown:
-        raise ConfigError(f"unknown sweep axes: {', '.join(sorted(unknown))} (known: {', '.join(AXES)})")
-    names = list(AXES)
-    values = []
-    for name in names:
-        given = axes.get(name)
-        if given is not None and len(given) == 0:
-            raise ConfigError(f"sweep axis {name} is empty")
-        values.append(list(given) if given is not None else [None])
-    configs: dict[str, RunConfig] = {}
-    for combo in itertools.product(*values):
-        overrides = {AXES[name]: value for name, value in zip(names, combo)}
-        cfg = make_preset(preset, num_epochs=epochs, **overrides)
-        configs.setdefault(cfg.run_id, cfg)
-    return list(configs.values())
 
 
 def default_concurrency(device: str | None) -> int:
@@ -151,16 +126,14 @@ def _children_report_here():
 
 
 @flow(name="sweep", flow_run_name="sweep-{preset}")
-def sweep_flow(preset: str = "smoke", seeds: list[int] | None = None, data_seeds: list[int] | None = None,
-               primes: list[int] | None = None, fracs: list[float] | None = None,
-               lrs: list[float] | None = None, wds: list[float] | None = None,
-               epochs: int | None = None, runs_dir: str | None = None, device: str | None = None,
-               concurrency: int | None = None, compile_mode: str = "auto",
-               show_progress: bool = True) -> list[str]:
-    """Train and analyse every run of the grid; returns the run ids. Publishes a progress
-    artifact while it runs and a summary table artifact at the end."""
-    configs = grid(preset, epochs, seeds=seeds, data_seeds=data_seeds, primes=primes, fracs=fracs,
-                   lrs=lrs, wds=wds)
+@knob_parameters(axes=True)
+def sweep_flow(preset: str = "smoke", *, runs_dir: str | None = None, device: str | None = None,
+               concurrency: int | None = None, compile_mode: str = "auto", show_progress: bool = True,
+               **knobs) -> list[str]:
+    """Train and analyse every run of the grid (``tasks.knobs.grid``: a list per sweep axis, one
+    value for each other knob; ``None`` keeps the preset's); returns the run ids. Publishes a
+    progress artifact while it runs and a summary table artifact at the end."""
+    configs = grid(preset, **knobs)
     root = runs_root(runs_dir)
     workers = concurrency or default_concurrency(device)
     bar = Bar(f"sweep {len(configs)} runs") if show_progress else None

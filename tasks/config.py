@@ -3,7 +3,9 @@
 Field names follow TransformerLens's config (``d_model``, ``n_heads``, ``d_mlp``, ``act_fn`` ...).
 A run's identity is everything that determines its trajectory (task, model, optimiser, seeds,
 training fraction); how far it is trained and where it is checkpointed are its *extent*, so a run
-can be extended without changing its id.
+can be extended without changing its id. Run ids never move: a field added to the identity
+records the value that runs had before it existed (``IDENTITY_BASELINE``), and enters the hash
+only when it differs from it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,32 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+
+EXTENT = ("num_epochs", "checkpoint_epochs", "test_every")  # RunConfig fields outside the identity
+# The identity fields hashed into every run id: the fields as they stood when run ids were pinned
+# (tests/test_run_ids.py). Never add to this set.
+HASHED_ALWAYS = frozenset({
+    "p", "lr", "weight_decay", "betas", "frac_train", "seed", "data_seed",
+    "model.n_layers", "model.n_heads", "model.d_model", "model.d_head", "model.d_mlp",
+    "model.act_fn", "model.normalization_type",
+})
+# Every identity field added since: its path ("model.x" for a ModelConfig field) -> the value, as
+# ``to_dict`` writes it, that reproduces what runs did before the field existed. The field enters
+# the hash only when it differs from this value, so existing runs keep their ids, and a
+# config.json written before the field existed loads with this value. Its dataclass default
+# starts equal to it.
+IDENTITY_BASELINE: dict[str, object] = {}
+ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message says which and why."""
+
+
+class RunError(RuntimeError):
+    """A run cannot be started or continued as asked; the message says why."""
 
 
 def is_prime(n: int) -> bool:
@@ -104,10 +127,16 @@ class RunConfig:
         return (self.p - 1) // 2
 
     def identity(self) -> dict:
-        """The fields that determine the trajectory (hashed into the run id)."""
+        """The fields that determine the trajectory (hashed into the run id), less any field
+        added since ids were pinned whose value is its ``IDENTITY_BASELINE``."""
         d = self.to_dict()
-        for extent in ("num_epochs", "checkpoint_epochs", "test_every"):
+        for extent in EXTENT:
             d.pop(extent)
+        for path, baseline in IDENTITY_BASELINE.items():
+            *owner, name = path.split(".")
+            fields = d["model"] if owner else d
+            if fields.get(name) == baseline:
+                del fields[name]
         return d
 
     @property
@@ -131,7 +160,9 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
         model = d.pop("model", {})
-        model = model if isinstance(model, ModelConfig) else ModelConfig(**model)
+        if not isinstance(model, ModelConfig):  # a field written before it existed: its baseline
+            model = ModelConfig(**{**_baselines("model."), **model})
+        d = {**_baselines(""), **d}
         d["betas"] = tuple(d.get("betas", (0.9, 0.98)))
         d["checkpoint_epochs"] = tuple(d.get("checkpoint_epochs", ()))
         return cls(model=model, **d)
@@ -141,9 +172,33 @@ class RunConfig:
         return cls.from_dict(json.loads(text))
 
     def replace(self, **changes) -> "RunConfig":
-        if "num_epochs" in changes and "checkpoint_epochs" not in changes:
-            changes["checkpoint_epochs"] = ()  # re-derive the default schedule
-        return dataclasses.replace(self, **changes)
+        return override(self, changes)
+
+
+def _baselines(prefix: str) -> dict:
+    """``IDENTITY_BASELINE``'s fields directly under ``prefix`` ("" or "model."), by name."""
+    return {path.removeprefix(prefix): value for path, value in IDENTITY_BASELINE.items()
+            if path.startswith(prefix) and "." not in path.removeprefix(prefix)}
+
+
+def override(cfg: RunConfig, changes: dict[str, object]) -> RunConfig:
+    """``cfg`` with the fields at ``changes``' paths (``"lr"``, ``"model.d_mlp"``) replaced; a
+    new ``num_epochs`` without ``checkpoint_epochs`` re-derives the default schedule."""
+    top = {path: value for path, value in changes.items() if not path.startswith("model.")}
+    model = {path.removeprefix("model."): v for path, v in changes.items() if path.startswith("model.")}
+    if model:
+        top["model"] = dataclasses.replace(cfg.model, **model)
+    if "num_epochs" in top and "checkpoint_epochs" not in top:
+        top["checkpoint_epochs"] = ()
+    return dataclasses.replace(cfg, **top)
+
+
+def check_device_name(device: str | None) -> None:
+    """Refuse a device the workbench cannot run on, without asking torch: ``cpu``, ``cuda``,
+    ``cuda:N`` or ``auto`` (also ``None`` or ""); whether CUDA is present is for
+    ``tasks.training.pick_device`` to find out."""
+    if device not in (None, "", "auto") and not re.fullmatch(r"(cpu|cuda)(:\d+)?", device):
+        raise ConfigError(f"unknown device {device!r}: the workbench runs on cpu, cuda, cuda:N or auto")
 
 
 def default_schedule(p: int, num_epochs: int) -> tuple[int, ...]:
@@ -213,13 +268,9 @@ PRESETS: dict[str, RunConfig] = {
 
 
 def preset(name: str, **overrides) -> RunConfig:
+    """A preset with fields replaced, named as in RunConfig or ModelConfig (``d_mlp=100``);
+    ``None`` keeps the preset's value."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    model_over = {k: overrides.pop(k) for k in list(overrides) if k in ModelConfig.__dataclass_fields__}
-    base = PRESETS[name]
-    if model_over:
-        overrides["model"] = dataclasses.replace(base.model, **model_over)
-    if "num_epochs" in overrides and "checkpoint_epochs" not in overrides:
-        overrides["checkpoint_epochs"] = ()
-    return dataclasses.replace(base, **overrides)
+    return override(PRESETS[name], {f"model.{k}" if k in ModelConfig.__dataclass_fields__ else k: v
+                                    for k, v in overrides.items() if v is not None})

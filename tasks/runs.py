@@ -22,17 +22,10 @@ from tasks.lock import layout_lock, training_lock
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
-from tasks.config import RunConfig
+from tasks.config import ENV_DEVICE, RunConfig, RunError
 from tasks.fast import applies
 from tasks.model import build_model, trainable
 from tasks.training import Series, make_optimizer, pick_device, train
-
-
-ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
-
-
-class RunError(RuntimeError):
-    """A run cannot be started or continued as asked; the message says why."""
 
 
 def load_config(root: str, run_id: str) -> RunConfig:

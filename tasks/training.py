@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from tasks import data
 from tasks.accel import should_compile, tune_allocator
-from tasks.config import RunConfig
+from tasks.config import RunConfig, check_device_name
 from tasks.fast import FastForward, applies, forward_at_eq
 from tasks.model import trainable
 
@@ -33,12 +33,8 @@ def pick_device(device: str | None = None) -> torch.device:
     ``cuda:N``) must exist here; anything else is refused in one line."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}: the workbench runs on cpu, cuda, cuda:N or auto")
+    check_device_name(device)
+    dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but no CUDA GPU is available (use --device cpu)")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

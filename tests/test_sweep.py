@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.sweep import grid, summary_markdown
+from flows.sweep import summary_markdown
 from cli.terminal import Bar
 from store import layout
 from tasks import progress
 from tasks.config import ConfigError
+from tasks.knobs import grid
 from tasks.runs import pending_epochs
 from tasks.training import Series
 
 
 def test_grid_is_the_product_of_the_axes_without_duplicates():
-    configs = grid("smoke", epochs=40, seeds=[1, 2], data_seeds=[5, 6], lrs=[1e-3])
+    configs = grid("smoke", num_epochs=40, seeds=[1, 2], data_seeds=[5, 6], lrs=[1e-3])
     assert [(c.seed, c.data_seed, c.lr, c.num_epochs) for c in configs] == [
         (1, 5, 1e-3, 40), (1, 6, 1e-3, 40), (2, 5, 1e-3, 40), (2, 6, 1e-3, 40)]
     assert len({c.run_id for c in configs}) == 4

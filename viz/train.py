@@ -1,5 +1,6 @@
-"""The Train page: a form with the main knobs and the presets that starts ``tdw run`` (the
-pipeline flow: train, then analyse every checkpoint as it lands) in its own background
+"""The Train page: a form with the presets and the knobs that have a label in
+``tasks.knobs.KNOBS`` (a text field each, a checkbox for a switch), which starts ``tdw run``
+(the pipeline flow: train, then analyse every checkpoint as it lands) in its own background
 process, never in the server's callbacks. Bad input is reported next to its field (the
 config's own validation, ``tasks.config.ConfigError``). Progress comes from the run's
 progress file (``tasks.progress``) and its store; with ``PREFECT_API_URL`` set, the flow run
@@ -22,20 +23,11 @@ import panel as pn
 
 from store.run_store import StoreError
 from tasks import progress
-from tasks.config import PRESETS, ConfigError, ModelConfig, RunConfig, preset
+from tasks.config import PRESETS, ConfigError, RunConfig, preset
+from tasks.knobs import KNOBS, build_config
 from viz import data
 
-# form field -> (type, label, tdw run flag)
-FIELDS = {
-    "p": (int, "modulus p (odd prime)", "--p"),
-    "seed": (int, "model seed", "--seed"),
-    "data_seed": (int, "data seed", "--data-seed"),
-    "frac_train": (float, "training fraction", "--frac"),
-    "num_epochs": (int, "epochs", "--epochs"),
-    "lr": (float, "learning rate (AdamW)", "--lr"),
-    "weight_decay": (float, "weight decay", "--wd"),
-    "d_mlp": (int, "MLP width (neurons)", "--d-mlp"),
-}
+FIELDS = {k.name: k for k in KNOBS if k.label}  # form field -> its knob
 LOGS = os.path.join(tempfile.gettempdir(), "tdw-train-logs")
 
 
@@ -63,40 +55,44 @@ JOBS: dict[str, Job] = {}  # run id -> its latest job, shared by every session o
 
 
 def value_of(cfg: RunConfig, name: str):
-    """A form field's value in ``cfg`` (the MLP's width is the model's)."""
-    return getattr(cfg.model if name in ModelConfig.__dataclass_fields__ else cfg, name)
+    """A form field's value in ``cfg``."""
+    return FIELDS[name].value(cfg)
 
 
-def parse(preset_name: str, texts: dict[str, str]) -> tuple[RunConfig | None, dict[str, object], dict[str, str]]:
-    """Form text -> (config, the values that differ from the preset, errors by field). A field
-    left blank keeps the preset's value; each value is checked alone so that its error lands
-    next to its own field."""
+def parse(preset_name: str, texts: dict[str, str | bool]) -> tuple[RunConfig | None, dict[str, object], dict[str, str]]:
+    """Form values (text, or a checkbox's bool) -> (config, the values that differ from the
+    preset, errors by field). A field left blank keeps the preset's value; each value is
+    checked alone so that its error lands next to its own field."""
     base = preset(preset_name)
     values, errors = {}, {}
-    for name, (kind, _, _) in FIELDS.items():
-        text = (texts.get(name) or "").strip()
+    for name, knob in FIELDS.items():
+        given = texts.get(name)
+        if isinstance(given, bool):  # a checkbox
+            values[name] = given
+            continue
+        text = (given or "").strip()
         if not text:
             continue
         try:
-            values[name] = kind(text)
+            values[name] = knob.kind(text)
         except ValueError:
-            errors[name] = f"{'a whole number' if kind is int else 'a number'} is needed, got {text!r}"
+            errors[name] = f"{'a whole number' if knob.kind is int else 'a number'} is needed, got {text!r}"
             continue
         try:
-            preset(preset_name, **{name: values[name]})
+            build_config(preset_name, **{name: values[name]})
         except ConfigError as exc:
             errors[name] = str(exc)
     if errors:
         return None, {}, errors
     changed = {k: v for k, v in values.items() if v != value_of(base, k)}
     try:
-        return preset(preset_name, **changed), changed, {}
+        return build_config(preset_name, **changed), changed, {}
     except ConfigError as exc:  # a combination no single field breaks
         return None, {}, {"form": str(exc)}
 
 
 def command(root: str, preset_name: str, changed: dict[str, object]) -> list[str]:
-    flags = [str(x) for name, v in changed.items() for x in (FIELDS[name][2], v)]
+    flags = [x for name, v in changed.items() for x in FIELDS[name].argv(v)]
     return [sys.executable, "-m", "cli.main", "run", "--preset", preset_name, *flags, "--runs", root, "--threads", "1"]
 
 
@@ -129,7 +125,8 @@ class TrainPage:
     def __init__(self, root: str, on_open: Callable[[str], None]):
         self.root, self.on_open = root, on_open
         self.preset = pn.widgets.Select(label="Preset", options=list(PRESETS), value="smoke", width=200)
-        self.inputs = {name: pn.widgets.TextInput(label=label, width=200) for name, (_, label, _) in FIELDS.items()}
+        self.inputs = {name: pn.widgets.Checkbox(label=k.label, width=200, margin=(20, 10)) if k.kind is bool
+                       else pn.widgets.TextInput(label=k.label, width=200) for name, k in FIELDS.items()}
         self.errors = {name: pn.pane.HTML("", width=420, margin=(30, 5, 0, 5), css_classes=["field-error"],
                                           styles={"color": "#c62828"}) for name in (*FIELDS, "form")}
         self.start_button = pn.widgets.Button(label="Start training", color="primary", width=200)
@@ -156,7 +153,8 @@ class TrainPage:
     def _fill(self) -> None:
         base = preset(self.preset.value)
         for name, widget in self.inputs.items():
-            widget.value = str(value_of(base, name))
+            value = value_of(base, name)
+            widget.value = value if isinstance(value, bool) else str(value)
         self.check()
 
     def check(self) -> tuple[RunConfig | None, dict]:
