@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # connect to ephemeral Prefect API server" while a browser and the viewer shared the cores)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from cli import deploy, server  # noqa: E402
+from cli import deploy, guard, server  # noqa: E402
 from tasks.config import ENV_DEVICE, check_device_name  # noqa: E402
 from tasks.knobs import DEFAULT_PRESET, KNOBS, build_config, positive  # noqa: E402
 
@@ -306,7 +306,7 @@ def cmd_serve(args) -> int:
     print(f"viewer on http://{args.address}:{args.port}/app  (runs root {env['TDW_RUNS']}; Ctrl-C stops)",
           flush=True)
     try:
-        return subprocess.call(cmd, env=env)
+        return subprocess.call(cmd, env=env, preexec_fn=guard.die_with_parent)  # dies with tdw
     except KeyboardInterrupt:
         return 0
 
@@ -339,6 +339,8 @@ COMMANDS = {"run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "analyze": c
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the command itself, not a caller of main(): what it starts dies with it
+        guard.install()
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)

@@ -4,7 +4,9 @@ the 2-core CPU; forked children start training in well under a second, so a SIGK
 random moment lands on training or analysis (not on the imports) and the tests stay short.
 
 ``Child`` has the part of ``subprocess.Popen`` the tests use (``pid``, ``poll``, ``wait``,
-``returncode``) and ``error``: the exception a child died of, as ``"Name: message"``.
+``returncode``) and ``error``: the exception a child died of, as ``"Name: message"``. A child
+stands for a ``tdw`` command: it installs the command's guard (``cli/guard.py``), and
+``kill`` records its processes first (``killed``) for :func:`wait_gone`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import multiprocessing
 import os
 import tempfile
 import time
+
+from cli import guard
 
 CONTEXT = multiprocessing.get_context("forkserver")  # for process pools too (``mp_context=``)
 CONTEXT.set_forkserver_preload(["torch", "tasks.runs", "tasks.config", "tests.children"])
@@ -24,6 +28,7 @@ def _run(target, args: tuple, env: dict[str, str], error_path: str, started) -> 
     os.environ.clear()  # the parent's environment now, not the forkserver's from its start
     os.environ.update(env)
     torch.set_num_threads(1)  # as the reference runs: the same reduction order, the same bits
+    guard.install()
     started.set()
     try:
         target(*args)
@@ -45,6 +50,7 @@ class Child:
                                      args=(target, args, {**os.environ, **(env or {})}, self._error_path, self.started))
         self._proc.start()
         self.pid = self._proc.pid
+        self.killed: dict[int, int] = {}  # what ``kill`` found running: pid -> start time
 
     def poll(self) -> int | None:
         return self._proc.exitcode
@@ -61,7 +67,9 @@ class Child:
 
     def kill(self) -> None:
         """SIGKILL, unless it has already exited (the forkserver reaps its children at once,
-        so a bare ``os.kill`` on an exited child's pid could hit nothing, or another process)."""
+        so a bare ``os.kill`` on an exited child's pid could hit nothing, or another process).
+        Records the child and its processes (``killed``) first."""
+        self.killed = processes(self.pid)
         self._proc.kill()
 
     def wait_started(self, timeout: float = 120) -> None:
@@ -79,6 +87,22 @@ class Child:
     def __del__(self) -> None:
         if os.path.exists(self._error_path):
             os.remove(self._error_path)
+
+
+def processes(pid: int) -> dict[int, int]:
+    """``pid`` and every process descending from it now, as pid -> start time (``/proc``)."""
+    procs = guard.table(guard.pids())
+    ours, detached = guard.descendants(procs, {pid}, set())
+    return {p: procs[p].start for p in ours | detached}
+
+
+def wait_gone(procs: dict[int, int], timeout: float = 30) -> list[int]:
+    """Wait until none of ``procs`` (pid -> start time) runs; returns those still running after
+    ``timeout`` seconds (none: all gone)."""
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid, start in procs.items() if guard.alive(pid, start)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
 
 
 # --- targets -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Training killed with SIGKILL at random moments, and while writing a checkpoint, resumes to a
-bit-identical result."""
+bit-identical result, and leaves no process of its own running."""
 
 import os
 import random
@@ -19,7 +19,7 @@ SCHEDULE = dict(num_epochs=600, checkpoint_epochs=tuple(range(0, 600, 25)))
 def _train(root: str, kill_after: float | None = None, kill_on_partial: bool = False) -> bool:
     """Train in a child process; SIGKILL it ``kill_after`` seconds after training starts, or
     (with ``kill_on_partial``) while a checkpoint or state file is half-written. True if it
-    finished."""
+    finished. A killed child's processes (its guard among them) are all gone afterwards."""
     env = {ckpt.FAULT_WRITE_DELAY: "30"} if kill_on_partial else {}
     child = Child(children.train, root, *SCHEDULE.values(), env=env)
     if kill_after is None and not kill_on_partial:
@@ -34,6 +34,8 @@ def _train(root: str, kill_after: float | None = None, kill_on_partial: bool = F
     if child.poll() is None:
         child.kill()
         child.wait(30)
+        assert len(child.killed) > 1, f"the child's guard was not running: {child.killed}"
+        assert children.wait_gone(child.killed) == [], "a process of the killed run is left"
         return child.returncode == 0  # -SIGKILL, unless it finished just before the kill
     return child.returncode == 0
 
