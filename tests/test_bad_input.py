@@ -66,6 +66,11 @@ CASES = [
     (["sweep", "--primes", "31,33"], "odd prime"),
     (["sweep", "--fracs", "0.3,2"], "frac_train"),
     (["sweep", "--concurrency", "0"], "integer >= 1"),
+    (["sweep", "--d-mlp", "0"], "integer >= 1"),
+    (["sweep", "--epochs", "0"], "num_epochs"),
+    (["sweep", "--device", "tpu:9"], "unknown device 'tpu:9'"),
+    (["run", "--ln", "1"], "unrecognized arguments"),
+    (["train", "--device", "cuda:x"], "unknown device 'cuda:x'"),
 ]
 
 

@@ -1,10 +1,15 @@
 """Run ids never move: the ids below were computed by the code that made the runs on disk.
 A change that renames any of them orphans those runs (``load_config`` refuses a folder whose
-config hashes to another id), so it must fail here first."""
+config hashes to another id), so it must fail here first. A field added to the config with its
+baseline (``tasks.config.IDENTITY_BASELINE``) leaves every id where it was."""
+
+import dataclasses
+from dataclasses import dataclass
 
 import pytest
 
-from tasks.config import preset
+from tasks import config
+from tasks.config import EXTENT, HASHED_ALWAYS, IDENTITY_BASELINE, ModelConfig, RunConfig, preset
 
 GOLDEN = [
     (("smoke", {}), "p31-s999-d598-b9a87a21"),
@@ -27,3 +32,49 @@ def test_run_ids_are_pinned(spec, run_id):
     cfg = preset(name, **overrides)
     assert cfg.run_id == run_id
     assert cfg.replace(num_epochs=cfg.num_epochs + 7).run_id == run_id  # extent is not identity
+
+
+def _paths(cls, prefix: str = ""):
+    """Every field of ``cls`` by its config path ("lr", "model.d_mlp")."""
+    for f in dataclasses.fields(cls):
+        yield from _paths(ModelConfig, "model.") if f.name == "model" else [prefix + f.name]
+
+
+def test_every_identity_field_is_hashed_always_or_has_a_baseline():
+    """A field added to the config must record the value runs had before it (its baseline)."""
+    assert set(_paths(RunConfig)) - set(EXTENT) == HASHED_ALWAYS | set(IDENTITY_BASELINE)
+    assert not HASHED_ALWAYS & set(IDENTITY_BASELINE)
+
+
+@dataclass(frozen=True)
+class WiderModel(ModelConfig):
+    positional: str = "learned"  # a model field added with a default
+
+
+@dataclass(frozen=True)
+class WiderRun(RunConfig):
+    warmup: int = 0  # a run field added with a default
+
+
+def _widened(cfg: RunConfig) -> WiderRun:
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(RunConfig)}
+    return WiderRun(**fields | {"model": WiderModel(**dataclasses.asdict(cfg.model))})
+
+
+def test_fields_added_with_their_baseline_rename_no_run(monkeypatch):
+    monkeypatch.setattr(config, "IDENTITY_BASELINE", {"warmup": 0, "model.positional": "learned"})
+    monkeypatch.setattr(config, "ModelConfig", WiderModel)  # what from_dict builds the model with
+    for (name, overrides), run_id in GOLDEN:
+        old = preset(name, **overrides)
+        new = _widened(old)
+        assert new.run_id == run_id
+        assert new.replace(warmup=100).run_id != run_id  # away from the baseline: a new run
+        assert new.replace(model=dataclasses.replace(new.model, positional="rotary")).run_id != run_id
+        loaded = WiderRun.from_dict(old.to_dict())  # a config.json written before the fields existed
+        assert (loaded.warmup, loaded.model.positional, loaded.run_id) == (0, "learned", run_id)
+
+
+def test_without_a_baseline_a_new_field_would_rename_every_run(monkeypatch):
+    monkeypatch.setattr(config, "IDENTITY_BASELINE", {})
+    (name, overrides), run_id = GOLDEN[0]
+    assert _widened(preset(name, **overrides)).run_id != run_id
