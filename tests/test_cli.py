@@ -33,7 +33,6 @@ def test_console_script_bad_input_has_no_traceback(tmp_path):
         assert cmd in help_text
 
 
-
 def test_the_command_line_validates_without_torch_prefect_or_transformer_lens(tmp_path):
     """Importing the command line, asking for help and refusing bad input (a p that is no prime,
     an unknown device, a bad --ln, a bad sweep axis) import none of the heavy libraries."""
