@@ -173,6 +173,12 @@ class RunStore:
         stamps = self.array(name)[:]
         return stamps == version_stamp(version) if version else stamps != 0
 
+    def analyses(self) -> dict[str, list[str]]:
+        """The analyses this store records (an ``<analysis>_done`` array each), with what each
+        needs beyond its checkpoint (``[]``: it runs as checkpoints land)."""
+        return {name.removesuffix("_done"): list(self.array(name).attrs.get("needs", []))
+                for name in self.variables() if name.endswith("_done")}
+
     def write_key_frequencies(self, freqs: list[int], **attrs) -> None:
         """The run's key frequencies (k, 1-based) as a mask over ``freq``, with the rule that
         chose them in the attributes (one writer, before the analyses that use them fan out)."""

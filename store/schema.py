@@ -97,8 +97,11 @@ def fill_value(dtype: str):
     return math.nan if is_nan_fill(dtype) else 0
 
 
-def done_variable(analysis: str) -> Variable:
+def done_variable(analysis: str, needs: tuple[str, ...] = ()) -> Variable:
     """The completion record of one analysis: one element (and one chunk) per checkpoint;
-    0 = not done, otherwise the stamp of the analysis version that wrote the data."""
+    0 = not done, otherwise the stamp of the analysis version that wrote the data. Its
+    ``needs`` attribute lists what the analysis waits for beyond its checkpoint (e.g.
+    ``key_frequencies``, chosen from the final checkpoint); absent, it runs as checkpoints land."""
     return Variable(f"{analysis}_done", ("epoch",), "int64", f"{analysis} done",
-                    "0: not analysed; else the version stamp of the analysis that wrote this epoch")
+                    "0: not analysed; else the version stamp of the analysis that wrote this epoch",
+                    attrs={"needs": list(needs)} if needs else {})

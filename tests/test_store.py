@@ -108,3 +108,30 @@ def test_concurrent_writers_on_disjoint_epochs(tmp_path):
     assert st.done_mask("acts", "v").all()
     for e in EPOCHS:
         assert (st.read("acts", e) == e).all()
+
+
+def test_analysed_epochs_follow_the_analyses_the_store_records(tmp_path):
+    """The viewer's analysed epochs need the done record of every analysis the run's store
+    records, except those that wait for the key frequencies; a store with fewer or more
+    analyses is read as it is."""
+    from viz import data
+
+    root = str(tmp_path)
+    st = create_run(root, "r1", {"p": 7}, EPOCHS, DIMS)
+    st.ensure_variables([done_variable("x"), done_variable("y"), done_variable("late", needs=("key_frequencies",))])
+    assert open_run(root, "r1", mode="r").analyses() == {"late": ["key_frequencies"], "x": [], "y": []}
+    for epoch in (0, 10, 20):
+        st.mark_done("x", epoch, "x@1")
+    for epoch in (10, 20, 30):
+        st.mark_done("y", epoch, "y@1")
+    data.forget()
+    assert data.checkpoint_analyses(root, "r1") == ("x", "y")
+    assert data.analysed_epochs(root, "r1") == [10, 20]  # "late" not done anywhere: not waited for
+    st.ensure_variables([done_variable("more")])  # a run type with one more analysis
+    st.mark_done("more", 20, "more@1")
+    data.forget()
+    assert data.analysed_epochs(root, "r1") == [20]
+    del st.group["y_done"], st.group["more_done"]  # ... or fewer
+    data.forget()
+    assert data.analysed_epochs(root, "r1") == [0, 10, 20]
+    data.forget()

@@ -13,7 +13,6 @@ import numpy as np
 from store import layout
 from store.run_store import RunStore, StoreError, list_runs, open_run
 
-ANALYSES = ("embedding_spectrum", "neuron_activations", "neuron_frequencies")
 # What reading a store that vanished or is damaged raises: the run's folder deleted (StoreError,
 # OSError), an array's metadata missing (KeyError), a chunk truncated (Zarr's codecs raise
 # RuntimeError or ValueError). The viewer shows these as a message in place.
@@ -80,12 +79,19 @@ def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None =
         return sorted(seen if among is None else seen & set(among))
 
 
+@functools.lru_cache(maxsize=64)
+def checkpoint_analyses(root: str, run_id: str) -> tuple[str, ...]:
+    """The analyses the run's store records that run as checkpoints land (every recorded one
+    but those that wait for something, such as the key frequencies chosen at the end)."""
+    return tuple(name for name, needs in store(root, run_id).analyses().items() if not needs)
+
+
 def analysed_epochs(root: str, run_id: str) -> list[int]:
-    """Checkpoint epochs whose every analysis has its done record."""
+    """Checkpoint epochs with the done record of every analysis in ``checkpoint_analyses``."""
     epochs = None
-    for name in ANALYSES:
+    for name in checkpoint_analyses(root, run_id):
         epochs = done_epochs(root, run_id, name, epochs)
-    return epochs
+    return epochs or []
 
 
 def trained_through(root: str, run_id: str) -> int:
@@ -181,7 +187,8 @@ def derived(maxsize: int):
 def forget() -> None:
     """Drop cached handles and reads (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe, series, *_derived):
+    for cached in (checkpoint_analyses, epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe,
+                   series, *_derived):
         cached.cache_clear()
     with _done_lock:
         _done.clear()
@@ -226,6 +233,7 @@ def has(root: str, run_id: str, *names: str) -> bool:
     return all(st.has(name) for name in names)
 
 
-__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "config", "coord", "describe",
-           "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure", "neuron_maps",
-           "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through", "value_range"]
+__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "checkpoint_analyses", "config",
+           "coord", "describe", "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure",
+           "neuron_maps", "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through",
+           "value_range"]

@@ -107,4 +107,8 @@ BY_NAME = {a.name: a for a in ANALYSES}
 def variables() -> list[Variable]:
     """Every variable the analyses write, their done records included."""
     return [replace(v, attrs={**v.attrs, "analysis": a.name})
-            for a in ANALYSES for v in (*a.outputs, done_variable(a.name))]
+            for a in ANALYSES for v in (*a.outputs, _done(a))]
+
+
+def _done(a: Analysis) -> Variable:
+    return done_variable(a.name, needs=("key_frequencies",) if a.needs_keys else ())

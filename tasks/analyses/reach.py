@@ -9,9 +9,10 @@ unwrapped), a class (its whole source, and what each of its methods reaches), a 
 whole source). An argument annotated with a project class, and a method's ``self``, resolve the
 members used on them (``probe.logits()``, ``self._forward``) to that class's method, property or
 cached property, so an analysis depends on the members of ``Probe`` it uses, not on the whole
-class. Plain constants read from project modules (strings, numbers, tuples and sets of them) are
-kept by value. Names resolved at run time only (a method called on a value a function computes)
-are not followed; for the analyses that is the model, which a checkpoint fixes anyway.
+class. Plain constants (strings, numbers, and tuples, sets and dicts of them) are kept by value;
+a table of other things (a registry of instances) by its entries; an instance of a project
+class by its class. Names bound at run time only (a method called on a value a function
+computes) are not followed; for the analyses that is the model, which a checkpoint fixes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _constant(value: Any) -> str | None:
     """A text for plain data that is the same in every process; None for anything else."""
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return repr(value)
+    if isinstance(value, dict):
+        value = tuple(value.items())
     if isinstance(value, (tuple, list, set, frozenset)):
         items = [_constant(v) for v in value]
         if None in items:
@@ -120,7 +123,9 @@ class _Walk:
         self.resolve(obj, key)
 
     def resolve(self, obj: Any, key: str) -> None:
-        if inspect.ismodule(obj):
+        if (text := _constant(obj)) is not None:
+            self._first_time(key, text)
+        elif inspect.ismodule(obj):
             if self.ours(obj) and self._first_time(obj.__name__, _source(obj)):
                 for value in vars(obj).values():
                     if getattr(value, "__module__", None) == obj.__name__:
@@ -134,8 +139,11 @@ class _Walk:
         elif (fn := _function(obj)) is not None:
             if self.ours(fn):
                 self.function(fn)
-        elif (text := _constant(obj)) is not None:
-            self._first_time(key, text)
+        elif isinstance(obj, (tuple, list, dict)):  # a table: what its entries are
+            for i, item in enumerate(obj.values() if isinstance(obj, dict) else obj):
+                self.resolve(item, f"{key}[{i}]")
+        elif self.ours(type(obj)):  # an instance of a project class: the class
+            self.resolve(type(obj), key)
 
 
 def reach(fn: types.FunctionType, roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
