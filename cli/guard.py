@@ -22,7 +22,8 @@ last time, sends SIGTERM to every recorded process still running, SIGKILL to tho
 Nothing else is touched, and a poll is cheap: a process that is not the command's can never
 become one (an orphan is re-parented upwards), so a poll lists ``/proc`` and reads the
 ``stat`` (and, once, the environment) of the pids it has not seen yet and of the recorded ones:
-well under a millisecond. (A pid that dies and is reused between two polls would be missed.)
+~0.5 ms of CPU, 0.2% of a core, with 124 processes on the machine. (A pid that dies and is
+reused between two polls would be missed.)
 
 Children the command starts itself may also get ``PR_SET_PDEATHSIG`` (``preexec_fn=``
 :data:`die_with_parent`): the kernel then ends them even if the watchdog was killed too. It is

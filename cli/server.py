@@ -2,7 +2,9 @@
 
 Flows report to a server when ``PREFECT_API_URL`` points at it and run embedded otherwise. The
 server runs in its own process group, so stopping it (Ctrl-C, or :func:`stop` with the process
-object) ends the server and the web process it spawns, by process id, and nothing else.
+object) ends the server and the web process it spawns, by process id, and nothing else. A
+``tdw server`` killed outright (SIGKILL included) takes them with it too: its guard
+(``cli/guard.py``) ends them.
 """
 
 from __future__ import annotations

@@ -196,8 +196,9 @@ def test_tdw_train_killed_while_its_prefect_server_is_up_leaves_no_server(tmp_pa
 def test_tdw_serve_killed_leaves_no_viewer(tmp_path):
     """``tdw serve`` SIGKILLed once its viewer answers: the panel child is gone, its port free."""
     port = free_port()
-    serve = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--runs", str(tmp_path / "runs"), "--port", str(port)],
-                             cwd=REPO, env=_env(tmp_path, "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--runs", str(tmp_path / "runs"),
+                              "--port", str(port)], cwd=REPO, env=_env(tmp_path, "serve"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = {}
     try:
         _until(lambda: not port_free("127.0.0.1", port), 120, "the viewer")
