@@ -82,9 +82,9 @@ def _sweep_parser(sp) -> None:
     sw = sp.add_parser(
         "sweep", help="train and analyse a grid of runs (one process per core)",
         description="Train and analyse every combination of the lists given (each list is "
-                    "comma-separated; a knob left out keeps the preset's value), one process per "
-                    "core with one thread each. Each run keeps its own run id; running the same "
-                    "sweep again resumes it. Example: tdw sweep --preset quick --seeds 1,2 --data-seeds 1,2")
+                    "comma-separated), each other knob given once for every run (a knob left out "
+                    "keeps the preset's value), one process per core with one thread each. Each run "
+                    "keeps its own run id; running the same sweep again resumes it. Example: tdw sweep --preset quick --seeds 1,2 --data-seeds 1,2")
     _knobs(sw, axes=True)
     _common(sw)
     _training(sw)
