@@ -1,6 +1,6 @@
 """The deployable entry point: train a run (analysis fanned out as checkpoints land), then
-analyse anything still missing, then publish a summary. Its parameters are the run config, so
-the Prefect UI shows them."""
+analyse anything still missing, then publish a summary. Its parameters are the preset and the
+run knobs (``tasks.knobs``), so the Prefect UI shows them, each with its help."""
 
 from __future__ import annotations
 

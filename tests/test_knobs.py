@@ -111,3 +111,17 @@ def test_a_layernorm_run_trains_and_is_analysed(tmp_path):
     for epoch in epochs:
         analyze_epoch(root, cfg.run_id, epoch)
     assert epochs == [0, 15, 29] and pending_epochs(root, cfg.run_id) == []  # every analysis current
+
+
+def test_flow_run_names_are_built_from_tasks_alone():
+    """flows/names.py imports no other flow (it imported flows.pipeline, which imports
+    flows/train.py, which imports flows/names.py: a cycle)."""
+    import ast
+    from pathlib import Path
+
+    import flows.names
+
+    tree = ast.parse(Path(flows.names.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.split(".")[0] == "flows"}
