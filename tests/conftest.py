@@ -1,5 +1,5 @@
-"""Shared fixtures: a temporary Prefect home, and one analysed smoke run reused by the store,
-viewer and browser tests."""
+"""Shared fixtures: a temporary Prefect home, a seeded RNG for every test, and one analysed
+smoke run reused by the store, viewer and browser tests. The skip rules are ``tests/skips.py``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+pytest_plugins = ["tests.skips"]
+
+
+@pytest.fixture(autouse=True)
+def seeded_rng():
+    """Every test starts from the same global torch RNG state. Torch seeds it from the OS in
+    each process, so an unseeded draw would differ from run to run, and with what earlier tests
+    in the process drew."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 
 from cli.server import free_port, stop
+from tests.wait import wait_for
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -26,18 +26,17 @@ def moto_server(log: str | None = None):
                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+            return True
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {proc.returncode}")
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not answer within 60 s") from None
-                time.sleep(0.2)
+        wait_for(answers, 60, interval=0.2, what=f"the moto server on {endpoint} to answer")
         yield endpoint
     finally:
         stop(proc, timeout=10)

@@ -2,11 +2,11 @@
 Chromium installed (a renamed feature would silently bring the omnibox pop-up page back)."""
 
 import os
-import time
 
 import pytest
 
 from tests.chromium import PATH, launch
+from tests.wait import wait_for
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists(PATH), reason="Debian's chromium is not installed")]
@@ -40,12 +40,14 @@ def _renderers() -> int:
 def test_a_new_page_costs_the_browser_one_renderer(browser):
     """Without ``tests.chromium``'s switch, Chromium builds its address bar's pop-up (a renderer
     of its own) for every new window, and so for every page the tests and benchmarks open."""
-    before, deadline = _renderers(), time.time() + 5
-    while time.time() < deadline:  # until the renderers of pages closed before have exited
-        time.sleep(0.3)
-        before, last = _renderers(), before
-        if before == last:
-            break
+    counts = []
+
+    def settled() -> bool:  # the renderers of pages closed before have exited: two counts agree
+        counts.append(_renderers())
+        return len(counts) > 1 and counts[-1] == counts[-2]
+
+    wait_for(settled, 10, interval=0.3, what=lambda: f"the renderer count to settle: {counts}")
+    before = counts[-1]
     pages = [browser.new_page() for _ in range(2)]
     for pg in pages:
         pg.goto("data:text/html,<p>a page</p>")

@@ -24,6 +24,7 @@ from store.run_store import open_run
 from tasks.analyses import ANALYSES
 from tasks.config import preset
 from tasks.runs import pending_epochs
+from tests.wait import wait_for
 
 POOL = "tdw-test"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -120,9 +121,12 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     worker = None
     try:
         t = time.monotonic()
-        while not re.search(r"server pid (\d+)", server_log.read_text()):
-            assert srv.poll() is None and time.monotonic() - t < 120, server_log.read_text()[-3000:]
-            time.sleep(0.25)
+
+        def announced():
+            assert srv.poll() is None, server_log.read_text()[-3000:]
+            return re.search(r"server pid (\d+)", server_log.read_text())
+
+        wait_for(announced, 120, interval=0.25, what=lambda: "tdw server: " + server_log.read_text()[-3000:])
         assert server.healthy(url) and f"Prefect UI on http://127.0.0.1:{port}" in server_log.read_text()
         print(f"\nserver healthy in {time.monotonic() - t:.1f} s")
         t = time.monotonic()
@@ -142,11 +146,13 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
         with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
             deployments = {(d.name, d.work_pool_name) for d in client.read_deployments()}
             assert deployments == {("pipeline", POOL)}
-            while time.monotonic() - t0 < 240:
+
+            def finished():
                 run = client.read_flow_run(flow_run_id)
-                if run.state and run.state.is_final():
-                    break
-                time.sleep(0.5)
+                return run if run.state and run.state.is_final() else None
+
+            run = wait_for(finished, 240, interval=0.5, what=lambda: "the flow run to finish; worker: "
+                           + (tmp_path / "worker.log").read_text()[-4000:])
             elapsed = time.monotonic() - t0
             worker.wait(timeout=60)
             assert run.state.is_completed(), (run.state, (tmp_path / "worker.log").read_text()[-4000:])

@@ -23,6 +23,7 @@ from tasks.runs import (analyze_epoch, choose_key_frequencies, pending_epochs, p
 from tests import children
 from tests.children import Child
 from tests.same_run import assert_same_run
+from tests.wait import wait_for
 
 CHECKPOINTS = (0, 25, 50, 100)
 
@@ -37,10 +38,11 @@ def test_a_second_trainer_is_refused_while_the_first_runs(tmp_path, capsys):
     cfg = preset("smoke", num_epochs=20_000, checkpoint_epochs=CHECKPOINTS)
     proc = _train(root, cfg.num_epochs)
     try:
-        deadline = time.monotonic() + 120
-        while progress.read(root, cfg.run_id) is None:  # training has started (lock held)
-            assert proc.poll() is None and time.monotonic() < deadline, proc.error or "timeout"
-            time.sleep(0.1)
+        def started():  # training has started (lock held)
+            assert proc.poll() is None, proc.error
+            return progress.read(root, cfg.run_id) is not None
+
+        wait_for(started, 120, interval=0.1, what="training to start")
         with pytest.raises(RunBusy, match=f"pid {proc.pid}"):
             train_run(root, prepare_run(root, cfg), device="cpu")
         assert main(["train", "--preset", "smoke", "--epochs", "20000", "--runs", root]) == 2
@@ -142,11 +144,9 @@ def test_analysis_killed_mid_write_reruns_only_what_is_missing(trained, referenc
     for extra in (0.05, 0.3):  # once some epochs are done, at a moment inside the loop
         before = len(pending_epochs(root, cfg.run_id))
         proc = Child(children.analyse, root, cfg.run_id)
-        deadline = time.monotonic() + 120
-        while len(pending_epochs(root, cfg.run_id)) == before and proc.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(extra)
+        wait_for(lambda: len(pending_epochs(root, cfg.run_id)) < before or proc.poll() is not None,
+                 120, interval=0.02, what="the analysis to finish an epoch")
+        time.sleep(extra)  # the moment of the kill, inside the loop: what this test varies
         if proc.poll() is None:
             proc.kill()
             killed += 1
