@@ -233,7 +233,19 @@ def has(root: str, run_id: str, *names: str) -> bool:
     return all(st.has(name) for name in names)
 
 
-__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "checkpoint_analyses", "config",
-           "coord", "describe", "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure",
+def check_recorded(root: str, run_id: str) -> None:
+    """Raise ``StoreError`` when an analysis the store records (its done record) has none of its
+    arrays left readable: a half-written or damaged store, not a run without that analysis."""
+    st = store(root, run_id)
+    names = st.variables()
+    written = {describe(root, run_id, name).get("analysis") for name in names if not name.endswith("_done")}
+    for name in names:
+        if name.endswith("_done") and name[:-len("_done")] not in written:
+            raise StoreError(f"the store records the analysis {name[:-len('_done')]} but none of its arrays "
+                             "can be read (half-written or damaged)")
+
+
+__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "check_recorded", "checkpoint_analyses",
+           "config", "coord", "describe", "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure",
            "neuron_maps", "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through",
            "value_range"]
