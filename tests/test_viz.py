@@ -240,38 +240,6 @@ def test_every_analysis_in_the_table_has_a_view(smoke_run):
             np.testing.assert_allclose(drawn["y"], values.reshape(len(epochs), -1)[:, 0], err_msg=name)
 
 
-def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run):
-    """Views of analyses a store lacks show a message in place; nothing raises."""
-    import shutil
-
-    import panel as pn
-
-    from store import layout
-    from store.run_store import open_run
-    from tasks.analyses import BY_NAME
-
-    root, cfg = smoke_run
-    old_root = str(tmp_path / "old")
-    shutil.copytree(layout.run_dir(root, cfg.run_id), layout.run_dir(old_root, cfg.run_id))
-    st = open_run(old_root, cfg.run_id)
-    for name in ("weight_measures", "accuracy", "attention", "progress_measures"):
-        for var in BY_NAME[name].outputs:
-            del st.group[var.name]
-        del st.group[f"{name}_done"]
-    for coord in ("matrix", "param", "position", "split", "key_freq_mask"):
-        del st.group[coord]
-    data.forget()
-    view = App(old_root).view
-    for tab in range(4):
-        view.tabs.active = tab  # every tab draws
-    for name, v in view.views.items():
-        assert v.figure is not None, name
-    assert not {"attention", "class_accuracy", "wl_spectrum"} & set(view.views)
-    notes = [md.object for md in view.tabs[2].select(pn.pane.Markdown)]
-    assert sum("not analysed" in note for note in notes) == 3  # a message in place of each view
-    assert "attention_mean" not in view.explore.select.options.values()  # built when its tab opened
-
-
 def test_compare_overlays_one_curve_per_run(smoke_run, tmp_path):
     from viz import compare
 

@@ -13,8 +13,10 @@ from bokeh.document import Document
 from bokeh.models import HoverTool, Range1d, Span
 from bokeh.plotting import figure
 
-TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
-LEGEND_OUTSIDE = {"right", "left", "top", "bottom"}
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"  # save: the plot as PNG; a click is heard without a tool
+TOOLBAR = "right"  # beside the plot (above, it covered the title), shown while the pointer is on it (``lean``)
+# HoloViews' legend positions outside the plot -> where Bokeh lays them out (above or below: in one row)
+LEGEND_OUTSIDE = {"right": "right", "left": "left", "top": "above", "bottom": "below"}
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -37,7 +39,7 @@ def render(element: hv.Element):
     logy = bool(plot.get("logy"))
     data = [e for e in items if isinstance(e, (hv.Curve, hv.Scatter))]
     fig = figure(width=plot.get("width", 480), height=plot.get("height", 260), tools=TOOLS,
-                 toolbar_location="above", y_axis_type="log" if logy else "linear",
+                 toolbar_location=TOOLBAR, y_axis_type="log" if logy else "linear",
                  title=plot.get("title", ""), output_backend="canvas")
     shown_legend = plot.get("show_legend", True)
     for i, e in enumerate(data):
@@ -71,7 +73,9 @@ def render(element: hv.Element):
         if position in LEGEND_OUTSIDE:
             legend = fig.legend[0]
             fig.center.remove(legend)
-            fig.add_layout(legend, position)
+            fig.add_layout(legend, LEGEND_OUTSIDE[position])
+            if position in ("top", "bottom"):
+                legend.update(orientation="horizontal", padding=2, margin=0, spacing=12)
         else:
             fig.legend.location = position
     return fig

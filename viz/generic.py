@@ -4,7 +4,8 @@ view follows from the shape of its dimensions and a new analysis is shown withou
 viewer:
 
 - ``(epoch,)`` or ``(epoch, X)`` with at most ``SMALL`` labels: curves over training;
-- ``(epoch, X)`` with more labels: bars over X at the current epoch (``Bars``);
+- ``(epoch, X)`` with more labels: bars over X at the current epoch (``Bars``; X labelled with
+  a Fourier basis, ``const, cos 1, sin 1, ...``, is laid out by frequency k);
 - ``(epoch, Y, X)``: an image at the current epoch, Y up the vertical axis (``Heatmap``);
 - ``(epoch, I, Y, X)``: the same for one I at a time (``Heatmap`` with an ``index``).
 """
@@ -21,12 +22,14 @@ from bokeh.palettes import RdBu11, Viridis256
 from bokeh.plotting import figure
 
 from viz import data
-from viz.linked import TOOLS, EpochView
+from viz.linked import TOOLBAR, TOOLS, EpochView
 
 SMALL = 12
 NAN_RGBA = np.uint32(0xFFFFFFFF)  # white
 COLOUR_MODES = ("this epoch", "fixed over training", "symmetric about 0")
 DIVERGING = list(reversed(RdBu11))  # negative blue, zero white, positive red
+FOURIER_SHIFT = {"cos": -0.2, "sin": 0.2}  # a frequency's two bars, either side of k
+FOURIER_COLORS = {"const": "#7f7f7f", "cos": "#4c72b0", "sin": "#dd8452"}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf", "#393b79", "#637939"]
 
@@ -36,6 +39,29 @@ def labels(root: str, run_id: str, dim: str) -> list[str]:
     if data.has(root, run_id, dim):
         return [str(v) for v in data.coord(root, run_id, dim)]
     return [str(i) for i in range(data.store(root, run_id).sizes()[dim])]
+
+
+def fourier_positions(labels) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where a Fourier basis's rows go on a frequency axis: ``const`` at 0, ``cos k`` at
+    k - 0.2 and ``sin k`` at k + 0.2; with each row's kind (``const``, ``cos``, ``sin``).
+    None when the labels are not all of that form."""
+    x, kinds = [], []
+    for label in map(str, labels):
+        kind_, _, k = label.partition(" ")
+        if label == "const":
+            x.append(0.0)
+        elif kind_ in FOURIER_SHIFT and k.isdigit():
+            x.append(int(k) + FOURIER_SHIFT[kind_])
+        else:
+            return None
+        kinds.append(kind_)
+    return np.array(x), np.array(kinds)
+
+
+def frequency_ticks(k_max: int) -> list[int]:
+    """Ticks on a frequency axis 0..``k_max``: every 5, or every 10 beyond k = 30."""
+    step = 5 if k_max <= 30 else 10
+    return list(range(0, k_max + 1, step))
 
 
 def kind(root: str, run_id: str, name: str) -> str:
@@ -107,23 +133,36 @@ def to_rgba(values: np.ndarray, low: float, high: float, palette) -> np.ndarray:
 
 
 class Bars(EpochView):
-    """``(epoch, X)``: bars over the labels of X at the current epoch."""
+    """``(epoch, X)``: bars over the labels of X at the current epoch; the hover names each.
+    A Fourier basis (``fourier_positions``) is drawn along a frequency axis, cos k and sin k
+    side by side at k in two colours; other labels each get a slot."""
 
     def __init__(self, root: str, run_id: str, name: str, width: int = 560, height: int = 260,
                  color: str = "#4c72b0"):
         self.root, self.run_id, self.name, self.color = root, run_id, name, color
         dim = data.describe(root, run_id, name)["dims"][1]
         self.labels = labels(root, run_id, dim)
-        self.source = ColumnDataSource({"x": self.labels, "value": np.zeros(len(self.labels))})
-        fig = figure(x_range=FactorRange(*self.labels), width=width, height=height, tools=TOOLS,
-                     title=f"{title(root, run_id, name)} ({name})", toolbar_location="above")
-        fig.vbar(x="x", top="value", width=0.8, source=self.source, color=color, line_color=None)
+        fourier = fourier_positions(self.labels)
+        columns = {"x": self.labels, "value": np.zeros(len(self.labels))}
+        if fourier is not None:
+            x, kinds = fourier
+            columns.update(pos=x, color=[FOURIER_COLORS[k] for k in kinds])
+        self.source = ColumnDataSource(columns)
+        fig = figure(x_range=FactorRange(*self.labels) if fourier is None else Range1d(-0.7, x.max() + 0.7),
+                     width=width, height=height, tools=TOOLS, toolbar_location=TOOLBAR,
+                     title=f"{title(root, run_id, name)} ({name})")
         fig.add_tools(HoverTool(tooltips=[(dim, "@x"), ("value", "@value{0.0000}")]))
-        fig.xaxis.major_label_orientation = math.pi / 2
-        fig.xaxis.axis_label = dim
-        if len(self.labels) > 70:  # unreadable when dense: hover names each bar
-            fig.xaxis.major_label_text_font_size = "0pt"
-            fig.xaxis.axis_label = f"{dim} (hover for labels)"
+        if fourier is None:
+            fig.vbar(x="x", top="value", width=0.8, source=self.source, color=color, line_color=None)
+            fig.xaxis.major_label_orientation = math.pi / 2
+            fig.xaxis.axis_label = dim
+            if len(self.labels) > 70:  # unreadable when dense: hover names each bar
+                fig.xaxis.major_label_text_font_size = "0pt"
+                fig.xaxis.axis_label = f"{dim} (hover for labels)"
+        else:
+            fig.vbar(x="pos", top="value", width=0.4, source=self.source, color="color", line_color=None)
+            fig.xaxis.ticker = frequency_ticks(int(x.max()))
+            fig.xaxis.axis_label = "frequency k (cos k left, sin k right; 0: const)"
         fig.xgrid.grid_line_color = None
         # the y range follows the bars in the browser: nothing here reads it back (else every
         # step would send its new ends to the server, one more message to handle per step)
@@ -157,7 +196,7 @@ class Heatmap(EpochView):
         ny, nx = sizes[self.ydim], sizes[self.xdim]
         self.source = ColumnDataSource({"image": [np.zeros((ny, nx), dtype=np.float32)]})
         self.mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color="white")
-        fig = figure(frame_width=width, frame_height=height, tools=TOOLS, toolbar_location="above",
+        fig = figure(frame_width=width, frame_height=height, tools=TOOLS, toolbar_location=TOOLBAR,
                      x_range=Range1d(-0.5, nx - 0.5), y_range=Range1d(-0.5, ny - 0.5), title=self._title())
         fig.image(image="image", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source, color_mapper=self.mapper)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")

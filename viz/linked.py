@@ -21,24 +21,26 @@ from bokeh.events import Tap
 from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Span
 
 from viz import curves
+from viz.curves import TOOLBAR, TOOLS  # noqa: F401  (the views' figures share them)
 
 # level "overlay": the marker is drawn on the plot's overlay layer, so moving it repaints that
 # layer alone, not the curves beneath
 MARKER = dict(dimension="height", line_color="#555555", line_dash="dashed", line_width=1.5, level="overlay")
-TOOLS = "pan,wheel_zoom,box_zoom,reset,save"  # save: the plot as PNG; a click is heard without a tool
 
 
 def lean(fig):
     """Drop the glyph variants Bokeh makes for every renderer that no view here uses: nothing on
     these pages selects (no selection tool: a click on a curve is a ``Tap`` event, which needs
     none), and only a curve in a legend can be muted. Two models fewer per renderer (~10% of
-    a page's models, each one built, sent and set up in the browser on every page load)."""
+    a page's models, each one built, sent and set up in the browser on every page load). The
+    toolbar shows while the pointer is on the plot."""
     legend = {r.id for group in fig.legend for item in group.items for r in item.renderers}
     for r in fig.renderers:
         if isinstance(r, GlyphRenderer):
             r.nonselection_glyph = None
             if r.id not in legend:
                 r.muted_glyph = None
+    fig.toolbar.autohide = True
     return fig
 
 _prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdw-prefetch")

@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from viz import data
 from viz.generic import COLOUR_MODES, colours, to_rgba, update_mapper
-from viz.linked import TOOLS, EpochView
+from viz.linked import TOOLBAR, TOOLS, EpochView
 
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
 
@@ -105,7 +105,7 @@ class NeuronGrid(EpochView):
         self.image = np.zeros((1, 1), np.float32)  # the values drawn last, tiled as ``mosaic`` tiles them
         self.source = ColumnDataSource({"rgba": [np.zeros((1, 1), np.uint32)], "neuron": [np.zeros((1, 1), np.int32)]})
         self.mapper = LinearColorMapper(palette=Viridis256, low=0, high=1, nan_color="white")  # the colour bar's
-        fig = figure(frame_width=size, frame_height=size, tools=TOOLS, toolbar_location="above",
+        fig = figure(frame_width=size, frame_height=size, tools=TOOLS, toolbar_location=TOOLBAR,
                      x_range=Range1d(0, 1), y_range=Range1d(0, 1))
         self.glyph = fig.image_rgba(image="rgba", x=0, y=0, dw=1, dh=1, source=self.source)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
@@ -187,7 +187,7 @@ class NeuronFrequencies(EpochView):
                                         "neuron": [np.zeros((n, len(freqs)), np.int32)]})
         mapper = LinearColorMapper(palette=list(palette), low=0, high=1)
         k0 = float(freqs[0]) - 0.5
-        fig = figure(width=width, height=height, tools=TOOLS, toolbar_location="above",
+        fig = figure(width=width, height=height, tools=TOOLS, toolbar_location=TOOLBAR,
                      x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5), title=title)
         glyph = fig.image(image="image", x=k0, y=-0.5, dw=len(freqs), dh=n, source=self.source, color_mapper=mapper)
         fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=3), "right")

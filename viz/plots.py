@@ -8,8 +8,12 @@ import holoviews as hv
 import numpy as np
 
 from viz import data
+from viz.generic import FOURIER_COLORS, fourier_positions, frequency_ticks
 
-WIDTH = 560
+# the viewer's first screen, three views across on a 1,480-pixel window: loss, accuracy, spectrum;
+# one neuron, the neuron grid, neuron × frequency (pixels)
+WIDTH, HEIGHT = 370, 250  # a view's figure
+SQUARE = 270  # a neuron map's image area
 LOSS_COLORS = {"train": "#1f77b4", "test": "#d62728"}
 
 
@@ -32,8 +36,8 @@ def loss_curves(root: str, run_id: str) -> hv.Overlay:
     marks = hv.Scatter((trained, np.maximum(np.nan_to_num(s["train_loss"][trained], nan=1.0), 1e-12)),
                        "epoch", "loss", label="checkpoints").opts(color="black", size=4, marker="circle")
     return hv.Overlay([*curves, marks]).opts(
-        hv.opts.Curve(logy=True, width=WIDTH, height=260, tools=["hover"], line_width=1.5),
-        hv.opts.Overlay(title="Loss (log)", legend_position="top_right", logy=True),
+        hv.opts.Curve(logy=True, width=WIDTH, height=HEIGHT, tools=["hover"], line_width=1.5),
+        hv.opts.Overlay(title="Loss (log)", legend_position="top", logy=True),
     )
 
 
@@ -43,19 +47,24 @@ def accuracy_curves(root: str, run_id: str) -> hv.Overlay:
     curves = [hv.Curve(_measured(x, s[f"{split}_acc"]), "epoch", "accuracy", label=split)
               .opts(color=LOSS_COLORS[split]) for split in ("train", "test")]
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(width=WIDTH, height=200, tools=["hover"], ylim=(0, 1.02)),
-        hv.opts.Overlay(title="Accuracy", legend_position="bottom_right"),
+        hv.opts.Curve(width=WIDTH, height=HEIGHT, tools=["hover"], ylim=(0, 1.02)),
+        hv.opts.Overlay(title="Accuracy", legend_position="top"),
     )
 
 
-def embedding_spectrum(root: str, run_id: str, epoch: int) -> hv.Bars:
-    """Norm of the embedding's Fourier coefficients per basis row (labels from the store)."""
+def embedding_spectrum(root: str, run_id: str, epoch: int) -> hv.Overlay:
+    """Norm of the embedding's Fourier coefficients per basis row (labels from the store), by
+    frequency k: cos k just left of k, sin k just right (the hover names each)."""
     labels = data.coord(root, run_id, "component")
     norms = data.epoch_slice(root, run_id, "embedding_spectrum", epoch)
-    return hv.Bars((labels, norms), "component", "norm").opts(
-        width=WIDTH, height=260, title=f"Embedding Fourier spectrum · epoch {epoch}",
-        xrotation=90, tools=["hover"], color="#4c72b0", line_color=None,
-        xaxis=None if len(labels) > 70 else "bottom", framewise=True,
+    x, kinds = fourier_positions(labels)
+    spikes = [hv.Spikes((x[kinds == kind], norms[kinds == kind], labels[kinds == kind]), "frequency k",
+                        ["norm", "component"], label=kind).opts(color=color)
+              for kind, color in FOURIER_COLORS.items() if (kinds == kind).any()]
+    return hv.Overlay(spikes).opts(
+        hv.opts.Spikes(line_width=3, tools=["hover"], xticks=frequency_ticks(int(x.max()))),
+        hv.opts.Overlay(width=2 * WIDTH, height=HEIGHT, title=f"Embedding Fourier spectrum · epoch {epoch}",
+                        legend_position="top"),
     )
 
 
@@ -67,8 +76,8 @@ def spectrum_evolution(root: str, run_id: str, top: int = 6) -> hv.Overlay:
     strongest = np.argsort(-norms[-1])[:top] if len(epochs) else []
     curves = [hv.Curve((epochs, norms[:, i]), "epoch", "norm", label=f"k={freqs[i]}") for i in strongest]
     return hv.Overlay(curves or [hv.Curve([], "epoch", "norm")]).opts(
-        hv.opts.Curve(width=WIDTH, height=230, tools=["hover"], line_width=1.8),
-        hv.opts.Overlay(title=f"Embedding Fourier norm of the top {top} frequencies over training",
+        hv.opts.Curve(width=WIDTH + 110, height=HEIGHT, tools=["hover"], line_width=1.8),
+        hv.opts.Overlay(title=f"Embedding Fourier norm, top {top} frequencies",
                         legend_position="right"),
     )
 

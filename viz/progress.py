@@ -7,14 +7,14 @@ import holoviews as hv
 import numpy as np
 
 from viz import data
+from viz.plots import HEIGHT, WIDTH
 
-WIDTH = 420
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf"]
 
 
 def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], ylabel: str,
-            title: str, logy: bool = False, legend: str = "top_left", width: int = WIDTH) -> hv.Overlay:
+            title: str, logy: bool = False, legend: str = "top", width: int = WIDTH) -> hv.Overlay:
     """``series``: (variable, label, index along its trailing dimension or None)."""
     curves = []
     for i, (name, label, index) in enumerate(series):
@@ -26,7 +26,7 @@ def _curves(root: str, run_id: str, series: list[tuple[str, str, int | None]], y
         curves.append(hv.Curve((epochs, values), "epoch", ylabel, label=label if len(series) > 1 else "")
                       .opts(color=COLORS[i % len(COLORS)], title=title))
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(width=width, height=230, tools=["hover"], logy=logy, line_width=1.8),
+        hv.opts.Curve(width=width, height=HEIGHT, tools=["hover"], logy=logy, line_width=1.8),
         hv.opts.Overlay(title=title, legend_position=legend, logy=logy, show_legend=len(curves) > 1),
     )
 
@@ -45,14 +45,14 @@ def losses(root: str, run_id: str) -> hv.Overlay:
     ln_p = hv.HLine(np.log(p)).opts(color="#bbbbbb", line_width=1)
     title = f"Progress measures (log; grey line: ln p = {np.log(p):.2f})"
     return (hv.Overlay(base) * measures * ln_p).opts(
-        hv.opts.Curve(width=WIDTH + 170, height=260, logy=True, tools=["hover"], title=title),
+        hv.opts.Curve(width=WIDTH + 170, height=HEIGHT, logy=True, tools=["hover"], title=title),
         hv.opts.Overlay(title=title, legend_position="right", logy=True),
     )
 
 
 def gini(root: str, run_id: str) -> hv.Overlay:
     return _curves(root, run_id, [("gini_embedding", "W_E", None), ("gini_wl", "W_L = W_out W_U", None)],
-                   "Gini", "Fourier sparsity (Gini)", legend="bottom_right")
+                   "Gini", "Fourier sparsity (Gini)")
 
 
 def weight_norm(root: str, run_id: str) -> hv.Overlay:
@@ -71,7 +71,7 @@ def specialised_share(root: str, run_id: str, threshold: float) -> hv.Curve:
     epochs, frac = data.measure(root, run_id, "neuron_freq_fraction")
     share = (frac.max(axis=2) > threshold).mean(axis=1) if len(frac) else np.array([])
     return hv.Curve((epochs, share), "epoch", "share of neurons").opts(
-        width=WIDTH, height=230, ylim=(0, 1.02), tools=["hover"], color="#2ca02c", line_width=1.8,
+        width=WIDTH, height=HEIGHT, ylim=(0, 1.02), tools=["hover"], color="#2ca02c", line_width=1.8,
         title=f"Neurons with > {threshold:.2f} of variance in one frequency",
     )
 

@@ -117,8 +117,9 @@ def markdown(root: str, run_id: str) -> str:
 def _with_phases(element, spans: dict[str, tuple[int, int]]):
     """The element with the training phases shaded, keeping its title and legend."""
     shades = [hv.VSpan(a, b).opts(color=PHASE_COLORS[name], alpha=0.3) for name, (a, b) in spans.items()]
-    title = element.opts.get().kwargs.get("title", "")
-    return (element * hv.Overlay(shades)).opts(title=title)
+    plot = element.opts.get().kwargs
+    return (element * hv.Overlay(shades)).opts(title=plot.get("title", ""),
+                                               legend_position=plot.get("legend_position", "top_right"))
 
 
 def build(root: str, run_id: str) -> pn.viewable.Viewable:

@@ -8,34 +8,20 @@ from __future__ import annotations
 
 from typing import Callable
 
-import holoviews as hv
+import numpy as np
 import panel as pn
-from bokeh.palettes import Purples256
 
-from viz import data, neurons, plots, progress, structure
+from viz import data, neurons, progress, structure
 from viz.explore import Explore
-from viz.generic import COLOUR_MODES, Bars, Heatmap
+from viz.generic import COLOUR_MODES
 from viz.keys import Keys
 from viz.linked import CurveView, EpochSlider, EpochView, after_load
+from viz.views import BY_NAME, EVERY, PROGRESS, TABS, VIEWS, View
 
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
 PREFETCH = 64  # epochs read ahead around the current one, nearest first
-WIDTH_WL = 420
-WEIGHTS = {  # the weights tab's views at the current epoch -> (title, the arrays they need)
-    "attention": ("Attention from '=' per head", structure.Attention.needs),
-    "class_accuracy": ("Accuracy per residue class", structure.ClassAccuracy.needs),
-    "wl_spectrum": ("W_L = W_out W_U Fourier spectrum per neuron", ("wl_freq_norm",)),
-}
 TOP = "top"
-LEGENDS = {"gini": "bottom_right", "progress_losses": "right", "weight_norms": "right"}
-TABS = {  # tab -> the views it shows (in the order laid out by _layout)
-    "Neurons and spectrum": ("loss", "accuracy", "embedding_spectrum", "spectrum_evolution", "neuron_heatmap",
-                             "neuron_grid", "neuron_frequencies"),
-    "Progress measures": ("progress_losses", "periodicity", "gini", "weight_norm", "specialised_share"),
-    "Weights and attention": ("attention", "class_accuracy", "wl_spectrum", "participation", "weight_norms"),
-    "Every analysis": (),
-}
 
 
 def message(text: str) -> pn.pane.Alert:
@@ -76,6 +62,7 @@ class RunView:
         self.keys = Keys(self._guard(self.key))
         self.views: dict[str, EpochView | CurveView] = {}
         self.stale: set[str] = set()  # curves to redraw when next shown (the run grew meanwhile)
+        self.rows: dict[str, View] = {}  # the table's views this run can draw (``_build``)
         if not self.epochs:
             self.panel = message(f"Run `{run_id}` has no analysed checkpoints yet; they appear here as they are done.")
             return
@@ -90,45 +77,38 @@ class RunView:
 
     # --- building ---
     def _build(self, neuron: int | None) -> None:
-        root, run_id, epochs, last = self.root, self.run_id, self.epochs, self.epochs[-1]
-        jump, v = self.jump, self.views
-
-        def curve(name, fn, **kw):
-            element = (lambda: fn(root, run_id, **kw).opts(hv.opts.Overlay(legend_position=LEGENDS[name]))) \
-                if name in LEGENDS else (lambda: fn(root, run_id, **kw))
-            v[name] = CurveView(name, element, on_tap=jump)
-
-        curve("loss", plots.loss_curves)
-        curve("accuracy", plots.accuracy_curves)
-        curve("spectrum_evolution", plots.spectrum_evolution)
-        v["embedding_spectrum"] = Bars(root, run_id, "embedding_spectrum")
-        v["embedding_spectrum"].figure.title.text = "Embedding Fourier spectrum (‖F W_E‖ per basis row)"
-        order = neurons.order(root, run_id, last, neurons.ORDERS[0])
-        busiest = data.top_by_variance(root, run_id, last, 1)[0]
-        first = neuron if neuron is not None and 0 <= neuron <= self.neuron.end else busiest
-        v["neuron_heatmap"] = Heatmap(root, run_id, "neuron_activations", epochs, index=first)
-        v["neuron_grid"] = neurons.NeuronGrid(root, run_id, epochs, on_pick=self.pick)
-        v["neuron_frequencies"] = nf = neurons.NeuronFrequencies(root, run_id, on_pick=self.pick)
-        nf.set_order(order, f"neuron ({neurons.ORDERS[0]})")
-        for name, fn in (("progress_losses", progress.losses), ("periodicity", progress.periodicity),
-                         ("gini", progress.gini), ("weight_norm", progress.weight_norm),
-                         ("participation", structure.participation), ("weight_norms", structure.weight_norms)):
-            curve(name, fn)
-        v["specialised_share"] = CurveView("specialised_share", lambda: progress.specialised_share(
-            root, run_id, self.threshold.value), on_tap=jump)
-        for name, view in v.items():
-            if isinstance(view, EpochView):
-                view.figure.name = name  # CurveViews name their figures when drawn
+        root, run_id, last = self.root, self.run_id, self.epochs[-1]
+        self.rows = {v.name: v for v in VIEWS if data.has(root, run_id, *v.needs)}
+        if len(self.rows) < len(VIEWS):  # a view hidden: the run lacks an analysis, unless its store is damaged
+            data.check_recorded(root, run_id)
+        self.fourier = data.has(root, run_id, "neuron_freq_fraction", "freq")  # neuron orders and clusters
+        self.order_caption = f"neuron ({neurons.ORDERS[0]})"
+        self.order = neurons.order(root, run_id, last, neurons.ORDERS[0]) if self.fourier \
+            else np.arange(self.neuron.end + 1)
+        if neuron is None or not 0 <= neuron <= self.neuron.end:
+            neuron = data.top_by_variance(root, run_id, last, 1)[0] if data.has(root, run_id, "neuron_activations") else 0
+        self.neuron.value = neuron
         self.explore: Explore | None = None  # the "Every analysis" tab, built when first opened
-        self.holders = {name: pn.Column() for name in WEIGHTS}  # the weights tab's, likewise
-        self.neuron.value = first
         self._grid_options()
-        self._set_grid(prefetch=False)
-        nf.mark(first)
+        for name in ([self.single] if self.single else [v.name for v in VIEWS if v.tab == TABS[0]]):
+            self.view(name)
         for name in self._visible():
-            v[name].show(self.epoch.value)
+            self.views[name].show(self.epoch.value)
         self._watch()
         after_load(lambda: self._prefetch(self.epoch.value))
+
+    def view(self, name: str) -> EpochView | CurveView | None:
+        """The view ``name`` of the table (``viz.views``), built on first use; None when the run
+        lacks what it needs (or no view has that name)."""
+        if name not in self.views and name in self.rows:
+            made = self.views[name] = self.rows[name].draw(self, name)
+            if isinstance(made, EpochView):
+                made.figure.name = name  # CurveViews name their figures when drawn
+        return self.views.get(name)
+
+    def exportable(self) -> list[str]:
+        """The views this run can draw, in table order (each is built when exported)."""
+        return list(self.rows)
 
     def _guard(self, fn: Callable) -> Callable:
         """``fn`` as a widget callback: when the store can no longer be read (the run deleted, a
@@ -159,58 +139,34 @@ class RunView:
 
     def _layout(self) -> pn.viewable.Viewable:
         if self.single:
-            if self.single in WEIGHTS:
-                self._build_weights()
             view = self.views.get(self.single) or self._explore().make(self.single)
+            if view is None and self.single in BY_NAME:
+                return message(structure.absent(BY_NAME[self.single].title))
             if view is None:
                 return message(f"No view named `{self.single}` in run `{self.run_id}`.")
             self.views[self.single] = view
             view.show(self.epoch.value)
             return view.pane()
-        self.key_text = pn.pane.Markdown(self._key_text(), width=860)
+        self.key_text = pn.pane.Markdown(self._key_text(), width=860) if self.fourier else None
         # only the visible tab is rendered, and only its views are updated; the other tabs'
-        # contents are made when first opened (a page load builds one tab's)
+        # views are built and laid out when first opened (a page load builds one tab's)
         self.tabs = pn.Tabs(*(pn.Column(name=name) for name in TABS), dynamic=True)
         self._fill_tab(0)
         self.tabs.param.watch(self._guard(lambda _: self._show_tab()), "active")
         return self.tabs
 
     def _fill_tab(self, i: int) -> None:
-        """Lay out tab ``i`` when first shown (``_show_tab`` lays out "Every analysis")."""
-        names = TABS[list(TABS)[i]]
-        if self.tabs[i].objects or not names:
+        """Build and lay out tab ``i``'s views when first shown: the views the run can draw, in
+        table order, wrapping to the page's width, then a note for each one it cannot
+        (``_show_tab`` lays out "Every analysis")."""
+        tab = TABS[i]
+        if self.tabs[i].objects or tab == EVERY:
             return
-        p = {name: self.views[name].pane() for name in names if name in self.views}
-        p.update(self.holders)
-        if i == 0:
-            rows = [pn.Row(pn.Column(p["loss"], p["accuracy"]), pn.Column(p["embedding_spectrum"], p["spectrum_evolution"])),
-                    pn.Row(p["neuron_heatmap"], p["neuron_grid"]), p["neuron_frequencies"]]
-        elif i == 1:
-            rows = [self.key_text, pn.Row(p["progress_losses"], p["periodicity"]), pn.Row(p["gini"], p["weight_norm"]),
-                    p["specialised_share"]]
-        else:
-            rows = [pn.Row(p["attention"], p["class_accuracy"]),
-                    pn.Row(p["wl_spectrum"], pn.Column(p["participation"], p["weight_norms"]))]
-        self.tabs[i].objects = rows
-
-    def _build_weights(self) -> None:
-        """The weights tab's views at the current epoch, built when the tab is first opened (a
-        message in place of each one the store lacks)."""
-        root, run_id, nf = self.root, self.run_id, self.views["neuron_frequencies"]
-        for name, (what, needs) in WEIGHTS.items():
-            if not data.has(root, run_id, *needs):
-                self.holders[name].objects = [pn.pane.Markdown(structure.absent(what), width=420)]
-                continue
-            if name == "wl_spectrum":
-                view = neurons.NeuronFrequencies(root, run_id, self.pick, "wl_freq_norm", what, normalise=True,
-                                                 palette=tuple(reversed(Purples256)), width=WIDTH_WL, height=320)
-                view.set_order(nf.order, nf.figure.yaxis[0].axis_label)
-                view.mark(self.neuron.value)
-            else:
-                view = (structure.Attention if name == "attention" else structure.ClassAccuracy)(root, run_id)
-            view.figure.name = name
-            self.views[name] = view
-            self.holders[name].objects = [view.pane()]
+        rows = [v for v in VIEWS if v.tab == tab]
+        panes = [self.view(v.name).pane() for v in rows if v.name in self.rows]
+        notes = [pn.pane.Markdown(structure.absent(v.title), margin=(0, 10)) for v in rows if v.name not in self.rows]
+        header = [self.key_text] if tab == PROGRESS and self.key_text is not None else []
+        self.tabs[i].objects = [*header, pn.FlexBox(*panes, flex_wrap="wrap"), *notes]
 
     def _explore(self) -> Explore:
         if self.explore is None:
@@ -223,17 +179,24 @@ class RunView:
                 self.info, self.keys]
 
     # --- what a step touches ---
+    def _tab(self) -> str:
+        tabs = getattr(self, "tabs", None)
+        return TABS[tabs.active] if tabs is not None else TABS[0]
+
     def _visible(self) -> list[str]:
         if self.single:
             return [self.single] if self.single in self.views else []
-        tabs = getattr(self, "tabs", None)
-        tab = list(TABS)[tabs.active] if tabs is not None else list(TABS)[0]
-        if tab == "Every analysis":
+        tab = self._tab()
+        if tab == EVERY:
             return ["explore"] if self.explore is not None and self.explore.view is not None else []
-        return [name for name in TABS[tab] if name in self.views]
+        return [v.name for v in VIEWS if v.tab == tab and v.name in self.views]
 
     def _view(self, name: str):
         return self.explore.view if name == "explore" else self.views[name]
+
+    def _show_key_text(self) -> None:
+        if self._tab() == PROGRESS and not self.single and self.key_text is not None:
+            self.key_text.object = self._key_text()
 
     def step(self, epoch: int) -> None:
         """Show ``epoch`` in every visible view, in one batch of changes, then prefetch."""
@@ -244,8 +207,7 @@ class RunView:
                 self._view(name).show(epoch)
             if self.player.value != epoch:
                 self.player.value = epoch
-            if not self.single and self.tabs.active == 1:
-                self.key_text.object = self._key_text()
+            self._show_key_text()
             self.on_state(epoch=epoch)
         self._prefetch(epoch)
 
@@ -262,11 +224,9 @@ class RunView:
 
     def _show_tab(self) -> None:
         self._fill_tab(self.tabs.active)
-        if list(TABS)[self.tabs.active] == "Weights and attention" and not self.holders["attention"].objects:
-            self._build_weights()
-        if list(TABS)[self.tabs.active] == "Every analysis":
+        if self._tab() == EVERY:
             if self.explore is None:
-                self.tabs[3].objects = [self._explore().panel]
+                self.tabs[self.tabs.active].objects = [self._explore().panel]
             self.explore.ensure()
         with pn.io.hold():
             for name in self._visible():
@@ -275,8 +235,7 @@ class RunView:
                     view.redraw()
                     self.stale.discard(name)
                 view.show(self.epoch.value)
-            if self.tabs.active == 1:
-                self.key_text.object = self._key_text()
+            self._show_key_text()
         self._prefetch(self.epoch.value)
 
     def jump(self, x: float) -> None:
@@ -301,34 +260,40 @@ class RunView:
 
     def walk_neuron(self, delta: int) -> None:
         """Previous / next neuron in the neuron × frequency view's order (walks a cluster)."""
-        order = list(self.views["neuron_frequencies"].order)
+        order = list(self.order)
         i = order.index(self.neuron.value) + delta
         self.neuron.value = int(order[min(max(i, 0), len(order) - 1)])
 
+    def _built(self, *names: str) -> list:
+        return [self.views[name] for name in names if name in self.views]
+
     def _show_neuron(self, neuron: int) -> None:
         with pn.io.hold():
-            self.views["neuron_heatmap"].set(self.epoch.value, index=neuron)
-            for name in ("neuron_frequencies", "wl_spectrum"):
-                if name in self.views:
-                    self.views[name].mark(neuron)
+            for view in self._built("neuron_heatmap"):
+                view.set(self.epoch.value, index=neuron)
+            for view in self._built("neuron_frequencies", "wl_spectrum"):
+                view.mark(neuron)
             self.on_state(neuron=neuron)
         self._prefetch(self.epoch.value)
 
     def _set_colour(self, event) -> None:
         with pn.io.hold():
-            self.views["neuron_heatmap"].set(self.epoch.value, mode=event.new)
-            self.views["neuron_grid"].mode = event.new
-            self.views["neuron_grid"].show(self.epoch.value)
+            for view in self._built("neuron_heatmap"):
+                view.set(self.epoch.value, mode=event.new)
+            for view in self._built("neuron_grid"):
+                view.mode = event.new
+                view.show(self.epoch.value)
 
     def _grid_options(self) -> None:
-        found = neurons.clusters(self.root, self.run_id, self.epochs[-1], self.threshold.value)
+        found = neurons.clusters(self.root, self.run_id, self.epochs[-1], self.threshold.value) if self.fourier else {}
         options = {"top by activation variance": TOP}
         options.update({f"frequency k={k} ({len(ns)} neurons)": k for k, ns in found.items()})
         self.grid_choice.options = options
         if self.grid_choice.value not in options.values():
             self.grid_choice.value = TOP
 
-    def _set_grid(self, prefetch: bool = True) -> None:
+    def grid_neurons(self) -> tuple[tuple[int, ...], str]:
+        """The neuron grid's neurons (the top ones by variance, or a frequency cluster) and caption."""
         choice, size, last = self.grid_choice.value, self.grid_size.value, self.epochs[-1]
         if choice == TOP:
             chosen = data.top_by_variance(self.root, self.run_id, last, size)
@@ -336,18 +301,23 @@ class RunView:
         else:
             chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
             caption = f"Cluster k={choice}: > {self.threshold.value:.2f} of variance at epoch {last}"
-        self.views["neuron_grid"].set_neurons(chosen or (self.neuron.value,), caption, self.epoch.value)
-        if prefetch:
+        return chosen or (self.neuron.value,), caption
+
+    def _set_grid(self) -> None:
+        for view in self._built("neuron_grid"):
+            view.set_neurons(*self.grid_neurons(), self.epoch.value)
             self._prefetch(self.epoch.value)
 
     def _set_order(self, show: bool = True) -> None:
+        if not self.fourier:
+            return
         by = self.order_by.value
         at = self.epoch.value if by == neurons.ORDERS[1] else self.epochs[-1]
-        order = neurons.order(self.root, self.run_id, at, by)
+        self.order, self.order_caption = neurons.order(self.root, self.run_id, at, by), f"neuron ({by})"
         for name in ("neuron_frequencies", "wl_spectrum"):
             if name in self.views:
                 view = self.views[name]
-                view.set_order(order, f"neuron ({by})")
+                view.set_order(self.order, self.order_caption)
                 view.mark(self.neuron.value)
                 if show and name in self._visible():
                     view.show(self.epoch.value)
@@ -358,8 +328,7 @@ class RunView:
             self.views["specialised_share"].redraw()
         else:
             self.stale.add("specialised_share")
-        if self.tabs.active == 1:
-            self.key_text.object = self._key_text()
+        self._show_key_text()
 
     def _key_text(self) -> str:
         return progress.key_frequency_text(self.root, self.run_id, self.threshold.value, self.epoch.value)

@@ -11,10 +11,10 @@ from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Range1d
 from bokeh.plotting import figure
 
 from viz import data
-from viz.linked import TOOLS, EpochView
+from viz.linked import TOOLBAR, TOOLS, EpochView
+from viz.plots import HEIGHT, WIDTH
 from viz.progress import _curves
 
-WIDTH = 420
 SPLIT_COLORS = {"train": "#1f77b4", "test": "#d62728"}
 POSITION_COLORS = ["#4c72b0", "#dd8452", "#bbbbbb"]
 
@@ -33,8 +33,8 @@ class Attention(EpochView):
         self.heads = [f"head {h}" for h in range(n_heads)]
         self.source = ColumnDataSource({"head": self.heads, "k": np.zeros(n_heads, int),
                                         **{p: np.zeros(n_heads) for p in self.positions}})
-        fig = figure(x_range=FactorRange(*self.heads), y_range=Range1d(0, 1.02), width=WIDTH + 40, height=250,
-                     tools=TOOLS, toolbar_location="above", title="Attention from '=' per head")
+        fig = figure(x_range=FactorRange(*self.heads), y_range=Range1d(0, 1.02), width=WIDTH, height=HEIGHT,
+                     tools=TOOLS, toolbar_location=TOOLBAR, title="Attention from '=' per head")
         bars = fig.vbar_stack(self.positions, x="head", width=0.7, source=self.source, color=POSITION_COLORS,
                               legend_label=[f"to {p}" for p in self.positions])
         fig.add_tools(HoverTool(renderers=bars, tooltips=[("head", "@head"), ("dominant frequency k", "@k"),
@@ -70,12 +70,15 @@ class ClassAccuracy(EpochView):
         self.splits = [str(s) for s in data.coord(root, run_id, "split")]
         c = data.coord(root, run_id, "c")
         self.source = ColumnDataSource({"c": c, **{s: np.zeros(len(c)) for s in SPLIT_COLORS}})
-        fig = figure(width=WIDTH, height=250, tools=TOOLS, toolbar_location="above", y_range=Range1d(0, 1.02),
+        fig = figure(width=WIDTH, height=HEIGHT, tools=TOOLS, toolbar_location=TOOLBAR, y_range=Range1d(0, 1.02),
                      title="Accuracy per residue class")
         for split, color in SPLIT_COLORS.items():
             fig.line("c", split, source=self.source, color=color, line_width=1.8, legend_label=split)
         fig.add_tools(HoverTool(tooltips=[("c", "@c"), *[(s, f"@{s}{{0.000}}") for s in SPLIT_COLORS]]))
-        fig.legend.location = "bottom_right"
+        legend = fig.legend[0]
+        fig.center.remove(legend)
+        fig.add_layout(legend, "above")
+        legend.update(orientation="horizontal", padding=2, margin=0)
         fig.xaxis.axis_label, fig.yaxis.axis_label = "answer c", "accuracy"
         self.figure = fig
 

@@ -132,7 +132,7 @@ class App:
         pn.state.location.update_query(**query)
 
     def _export_options(self) -> None:
-        names = list(self.view.views) if self.view is not None else []
+        names = self.view.exportable() if self.view is not None else []
         self.export_name.options = names
         self.export_name.value = names[0] if names else None
         self.export.disabled = not names
@@ -145,7 +145,7 @@ class App:
         name, view = self.export_name.value, self.view
         epoch = view.epoch.value
         self.export.filename = f"{view.run_id}-{name}-epoch{epoch}.html"
-        return StringIO(file_html(view.views[name].standalone(epoch), INLINE, f"{name} · {view.run_id} · epoch {epoch}"))
+        return StringIO(file_html(view.view(name).standalone(epoch), INLINE, f"{name} · {view.run_id} · epoch {epoch}"))
 
     def refresh(self) -> None:
         runs = data.runs(self.root)
