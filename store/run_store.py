@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.core.sync import sync
 
 from store import direct_read, files, layout
 from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value
@@ -170,8 +171,24 @@ class RunStore:
         name = f"{analysis}_done"
         if name not in self.group:
             return np.zeros(len(self.epochs), dtype=bool)
+        if version is None and not zarr.config.get("array.write_empty_chunks"):
+            return self._stored_chunks(self.array(name))
         stamps = self.array(name)[:]
         return stamps == version_stamp(version) if version else stamps != 0
+
+    @staticmethod
+    def _stored_chunks(arr: zarr.Array) -> np.ndarray:
+        """Bool per element of a one-element-per-chunk array: whether its chunk is stored. Zarr
+        stores no chunk that holds only the fill value, so for a done record this is "done at
+        some version", from one listing instead of a read per checkpoint (~80 ms for 500 here)."""
+        where = arr.store_path
+
+        async def listing() -> set[str]:
+            return {key async for key in where.store.list_prefix(f"{where.path}/")}
+
+        stored = sync(listing())
+        encode = arr.metadata.chunk_key_encoding.encode_chunk_key
+        return np.array([f"{where.path}/{encode((i,))}" in stored for i in range(arr.shape[0])], dtype=bool)
 
     def analyses(self) -> dict[str, list[str]]:
         """The analyses this store records (an ``<analysis>_done`` array each), with what each

@@ -92,6 +92,7 @@ def _write(root, epoch):
     st.mark_done("acts", epoch, "v")
 
 
+@pytest.mark.slow  # writer processes
 def test_concurrent_writers_on_disjoint_epochs(tmp_path):
     root = str(tmp_path)
     _store(root)
@@ -135,3 +136,13 @@ def test_analysed_epochs_follow_the_analyses_the_store_records(tmp_path):
     data.forget()
     assert data.analysed_epochs(root, "r1") == [0, 10, 20]
     data.forget()
+
+
+def test_done_mask_from_the_stored_records_matches_their_values(tmp_path):
+    """Without a version, done_mask lists which records are stored: it agrees with their
+    values, a record taken back to 0 included."""
+    st = _store(str(tmp_path))
+    for epoch in (0, 20, 49):
+        st.mark_done("acts", epoch, "acts@v1")
+    st.array("acts_done")[st.index(20)] = 0
+    assert st.done_mask("acts").tolist() == (st.array("acts_done")[:] != 0).tolist() == [True, False, False, False, True]

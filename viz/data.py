@@ -62,16 +62,16 @@ _done_lock = threading.Lock()  # sessions and the spare page's builder (``viz.sp
 def done_epochs(root: str, run_id: str, analysis: str, among: list[int] | None = None) -> list[int]:
     """Checkpoint epochs (of ``among``, default all) with ``analysis``'s done record. A record is
     written after its data and stays, so only the epochs not seen done before are read (one
-    chunk each, or the whole record at once when many): a finished run costs nothing on the
-    periodic refresh."""
+    chunk each, or the whole record at once when many, ``RunStore.done_mask``): a finished run
+    costs nothing on the periodic refresh."""
     st = store(root, run_id)
     if not st.has(f"{analysis}_done"):
         return []
     with _done_lock:
         seen = _done.setdefault((root, run_id, analysis), set())
         todo = [e for e in ([int(e) for e in st.epochs] if among is None else among) if e not in seen]
-    if len(todo) > 16:  # a run opened: the whole record in one read (its chunks fetched together)
-        found = {int(e) for e, stamp in zip(st.epochs, st.read(f"{analysis}_done")) if stamp != 0}
+    if len(todo) > 16:  # a run opened: the whole record at once (which of its chunks are stored)
+        found = {int(e) for e in st.epochs[st.done_mask(analysis)]}
     else:
         found = {e for e in todo if int(st.read(f"{analysis}_done", e)) != 0}
     with _done_lock:  # read outside it: the refresh does not wait behind another thread's read
