@@ -11,8 +11,11 @@ a process from a later one that reuses its pid:
 - new processes whose environment carries the command's token (``$TDW_GUARD``, which every
   program it runs inherits), whatever their parent: a double fork, or a child re-parented
   before any poll saw it;
-- less the tree of a descendant that is itself a guarded ``tdw`` in its own session (the Train
-  page's ``tdw run``, meant to outlive the viewer): its own watchdog looks after it.
+- less what a descendant detached on purpose: a process in a session of its own that one of
+  the command's processes started (not the command itself), with its tree, such as the Train
+  page's ``tdw run``, meant to outlive the viewer (its own watchdog looks after it), or the
+  browser that ``panel serve --show`` opens. The command's own children are its, whatever
+  their session.
 
 When the command ends (normally, on Ctrl-C, SIGTERM, SIGKILL, ...) the watchdog learns it at
 once (``PR_SET_PDEATHSIG`` on itself; the parent pid is also checked at every poll), polls one
@@ -40,7 +43,7 @@ import sys
 import time
 from typing import NamedTuple
 
-NAME = b"tdw-guard"  # the watchdog's process name (``comm``), how a guarded tdw is recognised
+NAME = b"tdw-guard"  # the watchdog's process name (``comm``)
 ENV = "TDW_GUARD"  # the command's token: "<pid>-<start time>"
 INTERVAL = 0.25  # seconds between polls
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL
@@ -66,12 +69,12 @@ def stat(pid: int) -> Proc | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except OSError:
+        close = data.rindex(b")")
+        fields = data[close + 2:].split()  # from field 3, the state
+        proc = Proc(int(fields[1]), int(fields[3]), fields[0].decode(), int(fields[19]),
+                    data[data.index(b"(") + 1:close])
+    except (OSError, ValueError, IndexError):  # gone (or going: an empty read)
         return None
-    close = data.rindex(b")")
-    fields = data[close + 2:].split()  # from field 3, the state
-    proc = Proc(int(fields[1]), int(fields[3]), fields[0].decode(), int(fields[19]),
-                data[data.index(b"(") + 1:close])
     return None if proc.state in "ZX" else proc
 
 
@@ -91,7 +94,8 @@ def table(among: set[int]) -> dict[int, Proc]:
 
 def descendants(procs: dict[int, Proc], starts: set[int], exclude: set[int]) -> tuple[set[int], set[int]]:
     """``(ours, detached)``: the processes of ``procs`` that are ``starts`` or descend from them,
-    less ``exclude``; the trees of guarded tdw commands in their own session are ``detached``."""
+    less ``exclude``; those in a session of their own whose parent is one of them head
+    ``detached`` trees."""
     children: dict[int, list[int]] = {}
     for pid, p in procs.items():
         children.setdefault(p.ppid, []).append(pid)
@@ -102,7 +106,7 @@ def descendants(procs: dict[int, Proc], starts: set[int], exclude: set[int]) -> 
             reach.add(pid)
             todo.extend(children.get(pid, ()))
     reach -= exclude
-    todo = [pid for pid in reach if procs[pid].sid == pid and any(procs[k].comm == NAME for k in children.get(pid, ()))]
+    todo = [pid for pid in reach if procs[pid].sid == pid and procs[pid].ppid in reach]
     detached = set()
     while todo:
         pid = todo.pop()

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from cli import guard
+from tests.wait import wait_for
 
 CONTEXT = multiprocessing.get_context("forkserver")  # for process pools too (``mp_context=``)
 CONTEXT.set_forkserver_preload(["torch", "tasks.runs", "tasks.config", "tests.children"])
@@ -96,13 +97,21 @@ def processes(pid: int) -> dict[int, int]:
     return {p: procs[p].start for p in ours | detached}
 
 
-def wait_gone(procs: dict[int, int], timeout: float = 30) -> list[int]:
-    """Wait until none of ``procs`` (pid -> start time) runs; returns those still running after
-    ``timeout`` seconds (none: all gone)."""
-    deadline = time.monotonic() + timeout
-    while (left := [pid for pid, start in procs.items() if guard.alive(pid, start)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "(gone)"
+
+
+def wait_gone(procs: dict[int, int], timeout: float = 30) -> None:
+    """Wait until none of ``procs`` (pid -> start time) runs; fail naming those left after
+    ``timeout`` seconds."""
+    def running() -> list[int]:
+        return [pid for pid, start in procs.items() if guard.alive(pid, start)]
+
+    wait_for(lambda: not running(), timeout, what=lambda: f"the end of {[cmdline(p) for p in running()]}")
 
 
 # --- targets -------------------------------------------------------------------------------

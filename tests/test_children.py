@@ -1,11 +1,11 @@
 """Nothing left behind (``cli/guard.py``): whatever a ``tdw`` command starts dies with it, however
 it dies: killed (SIGKILL, SIGTERM), interrupted (Ctrl-C) or ending normally; its children in
-other sessions, re-parented grandchildren and forked copies included; a guarded ``tdw`` in its
-own session (the Train page's run) and processes that are not the command's are left alone."""
+other sessions, re-parented grandchildren and forked copies included; what one of its processes
+puts in a session of its own (the Train page's run, a browser) and processes that are not the
+command's are left alone."""
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,31 +15,39 @@ from pathlib import Path
 import pytest
 
 from cli import guard
-from cli.server import free_port, port_free
-from tests.children import processes, wait_gone
+from cli.server import free_port, healthy, port_free
+from tests.children import cmdline, processes, wait_gone
+from tests.wait import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 SLEEP = ["sleep", "300"]
+
+# A process of the command that detaches two of its own (the viewer's Train-page run, a guarded
+# tdw; a browser), prints their pids and waits.
+DETACHED = "from cli import guard; import time; guard.install(); time.sleep(300)"
+VIEWER = (f"import subprocess, sys, time; run = subprocess.Popen([sys.executable, '-c', {DETACHED!r}], "
+          f"start_new_session=True); browser = subprocess.Popen({SLEEP!r}, start_new_session=True); "
+          f"print(run.pid, browser.pid, flush=True); time.sleep(300)")
+ORPHAN = f"import subprocess; print(subprocess.Popen({SLEEP!r}, stdout=subprocess.DEVNULL).pid)"
 
 # A command that starts one process of every kind, then prints their pids and waits.
 COMMAND = f"""
 import json, os, subprocess, sys, time
 from cli import guard
 watchdog = guard.install()
-plain = subprocess.Popen({SLEEP})
-own_session = subprocess.Popen({SLEEP}, start_new_session=True)
-orphan = int(subprocess.check_output([sys.executable, "-c", "import subprocess; "
-    "print(subprocess.Popen({SLEEP}, stdout=subprocess.DEVNULL, start_new_session=True).pid)"]))
+plain = subprocess.Popen({SLEEP!r})
+own_session = subprocess.Popen({SLEEP!r}, start_new_session=True)
+orphan = int(subprocess.check_output([sys.executable, "-c", {ORPHAN!r}]))  # its parent has exited
 forked = os.fork()
 if forked == 0:
     time.sleep(300)
     os._exit(0)
-detached = subprocess.Popen([sys.executable, "-c", "from cli import guard; import time; guard.install(); "
-                             "time.sleep(300)"], start_new_session=True)
+viewer = subprocess.Popen([sys.executable, "-c", {VIEWER!r}], stdout=subprocess.PIPE, text=True)
+detached = [int(pid) for pid in viewer.stdout.readline().split()]
 time.sleep(3 * guard.INTERVAL)  # a poll has seen the forked copy (the others carry the token)
-late = subprocess.Popen({SLEEP}, start_new_session=True)  # no poll has seen it
-print(json.dumps(dict(watchdog=watchdog, detached=detached.pid, ours=[plain.pid, own_session.pid,
-                      orphan, forked, late.pid])), flush=True)
+late = subprocess.Popen({SLEEP!r}, start_new_session=True)  # no poll has seen it
+print(json.dumps(dict(watchdog=watchdog, detached=detached, ours=[plain.pid, own_session.pid, orphan,
+                      forked, viewer.pid, late.pid])), flush=True)
 time.sleep(300)
 """
 
@@ -47,14 +55,6 @@ time.sleep(300)
 def _python(code: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, text=True, **kwargs)
-
-
-def _until(condition, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def _guard_of(pid: int) -> int | None:
@@ -81,15 +81,16 @@ def test_a_killed_command_leaves_none_of_its_processes_and_only_those(sig):
     try:
         info = json.loads(command.stdout.readline())
         ours = _started([*info["ours"], info["watchdog"], command.pid])
-        detached_guard = _until(lambda: _guard_of(info["detached"]), what="the detached command's guard")
-        detached = _started([info["detached"], detached_guard])
+        run, browser = info["detached"]
+        detached = _started([run, browser, wait_for(lambda: _guard_of(run), 30, what="the detached run's guard")])
         command.send_signal(sig)
         assert command.wait(30) == -sig
-        assert wait_gone(ours) == [], "a process of the killed command is left"
-        assert all(guard.alive(pid, s) for pid, s in detached.items()), "the detached command was ended"
+        wait_gone(ours)  # no process of the killed command is left
+        assert all(guard.alive(pid, s) for pid, s in detached.items()), "a detached process was ended"
         assert bystander.poll() is None
-        os.kill(info["detached"], signal.SIGKILL)  # its own guard then exits
-        assert wait_gone(detached) == []
+        for pid in (run, browser):
+            os.kill(pid, signal.SIGKILL)  # the run's own guard then exits
+        wait_gone(detached)
     finally:
         for proc in (command, bystander):
             proc.kill()
@@ -117,26 +118,26 @@ except KeyboardInterrupt:
     ours = {}
     try:
         child = int(command.stdout.readline())
-        watchdog = _until(lambda: _guard_of(command.pid), what="the guard")
+        watchdog = wait_for(lambda: _guard_of(command.pid), 30, what="the guard")
         ours = _started([child, watchdog])
         os.killpg(command.pid, signal.SIGINT)
         out, _ = command.communicate(timeout=30)
         assert command.returncode == 3 and out.strip() == "interrupted"
-        assert wait_gone(ours) == []
+        wait_gone(ours)
     finally:
         command.kill()
         command.wait()
         _kill(ours)
 
 
-def test_descent_is_by_parent_and_a_guarded_command_in_its_own_session_is_detached():
+def test_descent_is_by_parent_and_what_a_child_puts_in_its_own_session_is_detached():
     P = guard.Proc
     procs = {1: P(0, 1, "S", 0, b"init"), 10: P(1, 5, "S", 1, b"tdw"), 11: P(10, 5, "S", 2, b"tdw-guard"),
-             12: P(10, 12, "S", 3, b"python"),  # own session: still ours
-             13: P(12, 5, "S", 4, b"panel"), 14: P(13, 14, "S", 5, b"tdw"),  # a guarded tdw in its session
-             15: P(14, 14, "S", 6, b"tdw-guard"), 16: P(14, 14, "S", 7, b"uvicorn"),
-             17: P(13, 5, "S", 8, b"tdw"), 18: P(17, 5, "S", 9, b"tdw-guard"),  # guarded, same session: ours
-             20: P(1, 5, "S", 10, b"python"), 21: P(20, 5, "S", 11, b"sleep"),  # an orphan of the command's
+             12: P(10, 12, "S", 3, b"python"),  # the command's child in its own session: ours
+             13: P(12, 5, "S", 4, b"panel"), 14: P(13, 14, "S", 5, b"tdw"),  # a child's, in its own session
+             15: P(14, 14, "S", 6, b"tdw-guard"), 16: P(15, 14, "S", 7, b"uvicorn"),
+             17: P(13, 5, "S", 8, b"tdw"), 18: P(17, 5, "S", 9, b"tdw-guard"),  # same session: ours
+             20: P(1, 20, "S", 10, b"python"), 21: P(20, 20, "S", 11, b"sleep"),  # an orphan of the command's
              30: P(1, 30, "S", 12, b"bash"), 31: P(30, 30, "S", 13, b"sleep")}  # not the command's
     ours, detached = guard.descendants(procs, {10}, {10, 11})
     assert ours == {12, 13, 17, 18} and detached == {14, 15, 16}
@@ -151,15 +152,10 @@ def _env(tmp_path, name: str) -> dict[str, str]:
 
 def _uvicorn_port(pid: int) -> int | None:
     """The port of ``pid``'s temporary Prefect server, once it answers."""
-    from cli.server import healthy
-
     for p in processes(pid):
-        try:
-            cmdline = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"uvicorn" in cmdline and b"--port" in cmdline:
-            port = int(cmdline[cmdline.index(b"--port") + 1])
+        words = cmdline(p).split()
+        if "uvicorn" in words and "--port" in words:
+            port = int(words[words.index("--port") + 1])
             return port if healthy(f"http://127.0.0.1:{port}/api") else None
     return None
 
@@ -175,7 +171,7 @@ def test_tdw_train_killed_while_its_prefect_server_is_up_leaves_no_server(tmp_pa
               for sig in (signal.SIGKILL, signal.SIGTERM)}
     ours = {}
     try:
-        ports = {sig: _until(lambda: _uvicorn_port(proc.pid), 180, f"the {sig.name} run's server")
+        ports = {sig: wait_for(lambda: _uvicorn_port(proc.pid), 180, what=f"the {sig.name} run's server")
                  for sig, proc in trains.items()}
         ours = {sig: processes(proc.pid) for sig, proc in trains.items()}
         for sig, proc in trains.items():
@@ -183,7 +179,7 @@ def test_tdw_train_killed_while_its_prefect_server_is_up_leaves_no_server(tmp_pa
             proc.send_signal(sig)
         for sig, proc in trains.items():
             proc.wait(60)
-            assert wait_gone(ours[sig]) == [], f"a process of the {sig.name}ed tdw train is left"
+            wait_gone(ours[sig])  # no process of the killed tdw train is left
             assert port_free("127.0.0.1", ports[sig])
     finally:
         for proc in trains.values():
@@ -201,12 +197,12 @@ def test_tdw_serve_killed_leaves_no_viewer(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = {}
     try:
-        _until(lambda: not port_free("127.0.0.1", port), 120, "the viewer")
+        wait_for(lambda: not port_free("127.0.0.1", port), 120, what="the viewer")
         ours = processes(serve.pid)
-        assert any(re.search(rb"\bpanel\b", Path(f"/proc/{p}/cmdline").read_bytes()) for p in ours), ours
+        assert any("-m panel serve" in cmdline(p) for p in ours), [cmdline(p) for p in ours]
         serve.kill()
         serve.wait(30)
-        assert wait_gone(ours) == [], "a process of the killed tdw serve is left"
+        wait_gone(ours)  # no process of the killed tdw serve is left
         assert port_free("127.0.0.1", port)
     finally:
         serve.kill()
