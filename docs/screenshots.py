@@ -32,7 +32,7 @@ PROGRESS_TAB = ["progress_losses", "periodicity", "gini", "weight_norm", "specia
 # the named figures drawn in the page, once every document is idle
 DRAWN = """(names) => window.Bokeh !== undefined && Bokeh.documents.length > 0
   && Bokeh.documents.every(d => d.is_idle)
-  && names.every(n => Bokeh.documents.some(d => d.all_models.some(m => m.name === n && Bokeh.index.find_one(m))))"""
+  && names.every(n => Bokeh.documents.some(d => [...d.all_models].some(m => m.name === n && Bokeh.index.find_one(m))))"""
 # the page box around the named figures (x, y, width, height)
 BOX = """(names) => {
   const boxes = [];

@@ -98,6 +98,6 @@ def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...
     neuron_ids = np.broadcast_to(np.asarray(order)[:, None], frac.shape)  # for the hover
     return hv.Image((freqs, rank, frac, neuron_ids), ["frequency k", "neuron (sorted by dominant k)"],
                     ["fraction", "neuron"]).opts(
-        width=WIDTH, height=360, cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"],
+        width=WIDTH + 190, height=360, cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"],
         invert_yaxis=True, title=f"Neuron × frequency variance fraction · epoch {epoch}",
     )

@@ -18,6 +18,7 @@ from viz import data, plots, progress
 
 hv.extension("bokeh", logo=False)
 
+WIDTH = 560  # a curve of the report (its legend included), two across
 PHASE_COLORS = {"memorisation": "#fde0dd", "circuit formation": "#e0ecf4", "cleanup": "#e5f5e0"}
 
 
@@ -118,8 +119,9 @@ def _with_phases(element, spans: dict[str, tuple[int, int]]):
     """The element with the training phases shaded, keeping its title and legend."""
     shades = [hv.VSpan(a, b).opts(color=PHASE_COLORS[name], alpha=0.3) for name, (a, b) in spans.items()]
     plot = element.opts.get().kwargs
-    return (element * hv.Overlay(shades)).opts(title=plot.get("title", ""),
-                                               legend_position=plot.get("legend_position", "top_right"))
+    legend = plot.get("legend_position", "top_right")  # the viewer's legends above -> right of the plot here
+    return (element * hv.Overlay(shades)).opts(title=plot.get("title", ""), width=WIDTH,
+                                               legend_position="right" if legend == "top" else legend)
 
 
 def build(root: str, run_id: str) -> pn.viewable.Viewable:
