@@ -36,6 +36,7 @@ thread. On other systems :func:`install` does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -128,14 +129,14 @@ class Watch:
         """The command's descendants (recorded ones included), and the processes new since the
         last poll that carry its token, with theirs; less the detached trees."""
         listed = pids()
-        new, self.seen = listed - self.seen, listed
-        self.others &= listed
+        new = listed - self.seen
         procs = table(listed - self.others)
         kept = {pid for pid, s in self.recorded.items() if pid in procs and procs[pid].start == s}
         marked = {pid for pid in new & procs.keys() if procs[pid].comm != NAME and _carries(pid, self.token)}
         ours, _ = descendants(procs, {self.root, *kept, *marked}, {self.root})
         self.recorded = {pid: procs[pid].start for pid in ours}
-        self.others |= procs.keys() - ours - {self.root}
+        self.others = (self.others & listed) | (procs.keys() - ours - {self.root})
+        self.seen = listed
         return self.recorded
 
 
@@ -204,7 +205,11 @@ def _watch(root: int, token: str) -> None:
         os.dup2(null, fd)  # a caller reading the command's output never waits for the watchdog
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     watch = Watch(root, token, os.getpid())
-    while os.getppid() == root:
-        watch.poll()
+    while True:
+        parent = os.getppid()
+        with contextlib.suppress(Exception):  # a poll that fails is skipped: the last one stands
+            watch.poll()
+        if parent != root:
+            break
         signal.sigtimedwait([_WAKE], INTERVAL)
-    end(watch.poll())
+    end(watch.recorded)

@@ -144,6 +144,23 @@ def test_descent_is_by_parent_and_what_a_child_puts_in_its_own_session_is_detach
     assert guard.descendants(procs, {10, 20}, {10})[0] == {11, 12, 13, 17, 18, 20, 21}  # 20 recorded earlier
 
 
+def test_a_poll_reads_the_command_s_processes_and_new_ones_only(monkeypatch):
+    """After the first poll, a poll reads ``/proc/<pid>/stat`` of the recorded processes, the
+    command and the pids new since the last poll: a handful, not the whole machine."""
+    child = subprocess.Popen(SLEEP)
+    try:
+        watch = guard.Watch(os.getpid(), "token", -1)  # this process stands for the command
+        recorded = watch.poll()
+        assert child.pid in recorded and len(watch.seen) > len(recorded) + 1
+        before, read, stat = watch.seen, [], guard.stat
+        monkeypatch.setattr(guard, "stat", lambda pid: read.append(pid) or stat(pid))
+        assert child.pid in watch.poll()
+        assert set(read) <= {os.getpid(), *recorded, *(watch.seen - before)}
+    finally:
+        child.kill()
+        child.wait()
+
+
 def _env(tmp_path, name: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / name / "prefect")}
     env.pop("PREFECT_API_URL", None)  # the command starts its own temporary server
