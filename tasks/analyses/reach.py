@@ -21,6 +21,7 @@ import dis
 import functools
 import hashlib
 import inspect
+import itertools
 import types
 from typing import Any
 
@@ -101,7 +102,7 @@ class _Walk:
         for i, ins in enumerate(instructions):
             following = instructions[i + 1] if i + 1 < len(instructions) else None
             if ins.opname in _LOAD_GLOBAL and ins.argval in globals_:
-                self.chain(globals_[ins.argval], f"{globals_['__name__']}:{ins.argval}", instructions[i + 1:])
+                self.chain(globals_[ins.argval], f"{globals_['__name__']}:{ins.argval}", instructions, i + 1)
             elif ins.opname in _LOAD_LOCAL and ins.argval in typed and following and following.opname in _LOAD_ATTR:
                 cls = typed[ins.argval]
                 fn = _function(inspect.getattr_static(cls, following.argval, None))
@@ -111,10 +112,10 @@ class _Walk:
             if isinstance(const, types.CodeType):
                 self.code(const, globals_, typed)
 
-    def chain(self, obj: Any, key: str, rest: list[dis.Instruction]) -> None:
-        """``obj`` loaded as ``key`` and the attributes the next instructions take of it, while
-        it is a module."""
-        for ins in rest:
+    def chain(self, obj: Any, key: str, instructions: list[dis.Instruction], start: int) -> None:
+        """``obj`` loaded as ``key`` and the attributes the instructions from ``start`` on take
+        of it, while it is a module."""
+        for ins in itertools.islice(instructions, start, None):
             if not (inspect.ismodule(obj) and ins.opname in _LOAD_ATTR and hasattr(obj, ins.argval)):
                 break
             if not self.ours(obj):
@@ -134,7 +135,7 @@ class _Walk:
             if self.ours(obj) and self._first_time(f"{obj.__module__}:{obj.__qualname__}", _source(obj)):
                 for member in vars(obj).values():
                     fn = _function(member)
-                    if fn is not None:
+                    if fn is not None and self.ours(fn):
                         self.function(fn, obj)
         elif (fn := _function(obj)) is not None:
             if self.ours(fn):
