@@ -129,13 +129,13 @@ class Watch:
         """The command's descendants (recorded ones included), and the processes new since the
         last poll that carry its token, with theirs; less the detached trees."""
         listed = pids()
-        new = listed - self.seen
-        procs = table(listed - self.others)
+        new, read = listed - self.seen, listed - self.others
+        procs = table(read)
         kept = {pid for pid, s in self.recorded.items() if pid in procs and procs[pid].start == s}
         marked = {pid for pid in new & procs.keys() if procs[pid].comm != NAME and _carries(pid, self.token)}
         ours, _ = descendants(procs, {self.root, *kept, *marked}, {self.root})
         self.recorded = {pid: procs[pid].start for pid in ours}
-        self.others = (self.others & listed) | (procs.keys() - ours - {self.root})
+        self.others = (self.others & listed) | (read - ours - {self.root})  # zombies too
         self.seen = listed
         return self.recorded
 
