@@ -4,8 +4,8 @@
 
 Serves the viewer on the runs root (``panel serve viz/app.py``), opens it in headless Chromium
 (launched as the browser tests launch it, ``tests/chromium.py``) in a 1,480 × 900 window, and
-writes ``viewer.png`` (the Run page's first screen), ``neurons.png`` (the neuron views, the grid
-on the largest frequency cluster with a colour range fixed over training), ``progress.png`` (the
+writes ``viewer.png`` (the Run page's first screen, at ``--epoch``), ``neurons.png`` (the neuron
+views at the last epoch, the grid on the largest frequency cluster), ``progress.png`` (the
 Progress measures tab), ``train.png`` (the Train page) and ``report-p<p>.png`` (the validation
 report of ``tdw report``, rendered in the same browser)."""
 
@@ -33,6 +33,9 @@ PROGRESS_TAB = ["progress_losses", "periodicity", "gini", "weight_norm", "specia
 DRAWN = """(names) => window.Bokeh !== undefined && Bokeh.documents.length > 0
   && Bokeh.documents.every(d => d.is_idle)
   && names.every(n => Bokeh.documents.some(d => [...d.all_models].some(m => m.name === n && Bokeh.index.find_one(m))))"""
+# whether the named figure's title holds a text
+TITLED = """([name, text]) => Bokeh.documents.some(d => [...d.all_models].some(
+  m => m.name === name && m.title && m.title.text.includes(text)))"""
 # the page box around the named figures (x, y, width, height)
 BOX = """(names) => {
   const boxes = [];
@@ -86,17 +89,20 @@ def shoot(browser, url: str, run: str, epoch: int | None, out: Path, p: int, run
     page.mouse.move(1, 1)  # no toolbar shown by a hover
     page.screenshot(path=out / "viewer.png")
 
-    page.get_by_label("Colour range").select_option(label="fixed over training")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("End")  # the neurons at the last epoch
+    page.wait_for_timeout(1000)
     grid = page.get_by_label("Neuron grid")
     clusters = [o for o in grid.locator("option").all_inner_texts() if o.startswith("frequency")]
-    if clusters:  # the largest cluster
+    if clusters:  # the largest cluster, once the grid shows it
         grid.select_option(label=max(clusters, key=lambda o: int(o.split("(")[1].split()[0])))
+        page.wait_for_function(TITLED, arg=["neuron_grid", "Cluster"], timeout=60_000)
     settle(page, FIRST_TAB)
     page.mouse.move(1, 1)
     box = page.evaluate(BOX, ["neuron_heatmap", "neuron_grid", "neuron_frequencies"])
     pad = 8
     page.screenshot(path=out / "neurons.png", full_page=True, clip={
-        "x": box["x"] - pad, "y": box["y"] - pad, "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad})
+        "x": box["x"] - pad, "y": box["y"], "width": box["width"] + 2 * pad, "height": box["height"] + pad})
 
     page.get_by_text("Progress measures", exact=True).click()
     settle(page, PROGRESS_TAB)
