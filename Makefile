@@ -1,6 +1,8 @@
 # make demo: install, run the quick pipeline (embedded Prefect, no server), serve the viewer.
 # make test: install, run the whole suite: on JOBS workers (one per core here), then the tests
 #   that time something (marked `alone`) by themselves, with no other test on the cores.
+# make test-fast: the unit tests (none marked slow, browser or alone), under a minute: for every
+#   few minutes of work. `make test` (what .ci/run runs) stays the whole suite.
 # make server: a Prefect server and UI on http://127.0.0.1:4200 (project-local .prefect/; Ctrl-C stops it).
 PY       ?= python3
 VENV     := .venv
@@ -9,7 +11,7 @@ RUNS     ?= runs
 STAMP    := $(VENV)/.installed
 JOBS     ?= 2
 
-.PHONY: demo test install serve server clean
+.PHONY: demo test test-fast install serve server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,10 +35,18 @@ server: $(STAMP)
 
 # Most tests wait on servers, subprocesses and the browser, so one pytest process left a core idle
 # (~10 min); two workers, each taking whole files, ~6 min. Exit code 5 (nothing collected) is fine.
+# -rfEs lists each skip with its reason (tests/skips.py: in CI an unexpected skip fails).
+PYTEST := $(BIN)/python -m pytest -q -rfEs
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m "not alone" $(PYTEST_ARGS); rc=$$?; \
+	$(PYTEST) -n $(JOBS) --dist loadfile -m "not alone" $(PYTEST_ARGS); rc=$$?; \
 	[ $$rc -eq 5 ] && echo "no tests collected" && rc=0; [ $$rc -ne 0 ] && exit $$rc; \
-	$(BIN)/python -m pytest -q -m alone $(PYTEST_ARGS); rc=$$?; \
+	$(PYTEST) -m alone $(PYTEST_ARGS); rc=$$?; \
+	[ $$rc -eq 5 ] && echo "no tests collected" && rc=0; exit $$rc
+
+# Each worker spends ~15 s of CPU importing the test modules (TransformerLens, Prefect, Panel),
+# so two workers pay off only because the tests themselves take more.
+test-fast: $(STAMP)
+	$(PYTEST) -n $(JOBS) --dist loadfile -m "not slow and not browser and not alone" $(PYTEST_ARGS); rc=$$?; \
 	[ $$rc -eq 5 ] && echo "no tests collected" && rc=0; exit $$rc
 
 clean:

@@ -4,6 +4,8 @@ task shells; torch and TransformerLens never in viz/."""
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,6 +41,7 @@ def test_viewer_never_imports_torch():
         assert not _imports(path) & {"torch", "transformer_lens"}, path
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_viewer_process_stays_light():
     import subprocess
     import sys

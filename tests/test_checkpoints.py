@@ -76,6 +76,7 @@ def test_a_flipped_bit_is_caught_by_the_checksum(tmp_path):
         ckpt.read_checkpoint(path)
 
 
+@pytest.mark.slow  # replays training
 def test_damaged_checkpoints_are_named_and_recomputed_identically(tmp_path):
     from store import layout
     from tasks.runs import prepare_run, train_run

@@ -33,7 +33,8 @@ def _grads(model, logits_fn, y) -> dict[str, torch.Tensor]:
     return {n: q.grad.clone() for n, q in trainable(model).items()}
 
 
-@pytest.mark.parametrize("p,act", [(7, "relu"), (31, "relu"), (59, "gelu"), (113, "relu")])
+@pytest.mark.parametrize("p,act", [(7, "relu"), (31, "relu"), (59, "gelu"),
+                                   pytest.param(113, "relu", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_logits_and_gradients_match_transformer_lens(p, act, dtype, tol):
     cfg = RunConfig(p=p, num_epochs=2, model=ModelConfig(act_fn=act))
@@ -86,6 +87,7 @@ def _relu_margin(model: torch.nn.Module, x: torch.Tensor) -> float:
     return cache[hook][:, -1].abs().min().item()
 
 
+@pytest.mark.slow  # torch.compile
 def test_compiled_objective_matches_transformer_lens():
     """The compiled training objective (what long runs use) agrees with the TransformerLens
     forward in loss and gradients, at weights where the gradient is defined to float32

@@ -38,21 +38,24 @@ def test_skips_without_a_reason():
 def test_skips_by_marker():
     pass
 
-@pytest.mark.gpu
-def test_marked_gpu():
-    pass
-
 @pytest.mark.xfail(reason="a known bug", strict=True)
 def test_expected_failure():
     assert False
 '''
 
 
-def _outcomes(tmp_path: Path, ci: str | None) -> tuple[int, dict[str, str], str]:
+GPU_SAMPLE = '''
+@pytest.mark.gpu
+def test_marked_gpu():
+    pass
+'''
+
+
+def _outcomes(tmp_path: Path, ci: str | None, sample: str = SAMPLE) -> tuple[int, dict[str, str], str]:
     """``(exit code, {test name: outcome}, output)`` of the sample file; a skip turned into a
     failure while the test is set up (a skip marker's) reads ERROR."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a CUDA GPU\n")
-    (tmp_path / "test_sample.py").write_text(SAMPLE)
+    (tmp_path / "test_sample.py").write_text(sample)
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PYTHONPATH": str(REPO)}
     if ci is not None:
         env["CI"] = ci
@@ -73,13 +76,14 @@ def test_outside_ci_a_skip_with_a_reason_is_a_skip(tmp_path):
     code, outcomes, out = _outcomes(tmp_path, None)
     assert outcomes == {"test_runs": "PASSED", "test_skips_unexpectedly": "SKIPPED",
                         "test_skips_for_want_of_a_gpu": "SKIPPED", "test_skips_without_a_reason": "ERROR",
-                        "test_skips_by_marker": "SKIPPED", "test_marked_gpu": _gpu_outcome(),
-                        "test_expected_failure": "XFAIL"}, out
+                        "test_skips_by_marker": "SKIPPED", "test_expected_failure": "XFAIL"}, out
     assert code == 1 and "a skip must say why" in out
 
 
+@pytest.mark.slow  # imports torch for the gpu-marked test
 def test_in_ci_only_an_expected_skip_is_a_skip(tmp_path):
-    code, outcomes, out = _outcomes(tmp_path, "true")
+    """With a gpu-marked test too (the rule imports torch for it only: ~4 s more)."""
+    code, outcomes, out = _outcomes(tmp_path, "true", SAMPLE + GPU_SAMPLE)
     assert outcomes == {"test_runs": "PASSED", "test_skips_unexpectedly": "FAILED",
                         "test_skips_for_want_of_a_gpu": "SKIPPED", "test_skips_without_a_reason": "ERROR",
                         "test_skips_by_marker": "ERROR", "test_marked_gpu": _gpu_outcome(),

@@ -3,11 +3,13 @@ model of a width that is no multiple of the activations' 16-neuron inner chunks 
 analysed and shown (the store's side: ``test_store.py``, ``test_direct_read.py``)."""
 
 import numpy as np
+import pytest
 
 from viz import data
 from viz.viewer import App
 
 
+@pytest.mark.slow  # trains and analyses a run
 def test_a_model_whose_width_is_no_multiple_of_16_neurons_is_analysed_and_shown(tmp_path):
     """d_mlp = 100: the activations' epoch shards hold 7 inner chunks of 16 neurons, the last
     one padded (``store.run_store``); the last neuron's map is the model's."""

@@ -92,6 +92,7 @@ def _fresh_process(context: str = "contextlib.nullcontext()", **env: str) -> lis
                           capture_output=True, text=True, check=True).stdout.split()
 
 
+@pytest.mark.slow  # a fresh interpreter
 @needs_onednn
 @pytest.mark.parametrize("context", ["torch.no_grad()", "torch.inference_mode()"])
 def test_a_first_use_without_gradients_still_finds_it(context):
@@ -99,6 +100,7 @@ def test_a_first_use_without_gradients_still_finds_it(context):
     assert _fresh_process(context) == ["True", "False"]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_it_can_be_turned_off():
     assert _fresh_process(TDW_ONEDNN="0") == ["False", "True"]
 
@@ -116,6 +118,7 @@ def _train_until(root, cfg, epoch):
         train_run(root, cfg, device="cpu", on_checkpoint=crash)
 
 
+@pytest.mark.slow  # trains twice
 @needs_onednn
 def test_a_resumed_run_keeps_the_products_it_was_trained_with(tmp_path, monkeypatch):
     """The resume state records the products (``onednn.choice``). A run begun on torch.matmul

@@ -1,7 +1,10 @@
+import pytest
+
 from cli.main import main
 from viz import report
 
 
+@pytest.mark.slow  # writes the whole HTML report
 def test_report_on_a_run_that_did_not_grok(smoke_run, tmp_path, capsys):
     root, cfg = smoke_run
     checks = report.checks(root, cfg.run_id)

@@ -13,6 +13,8 @@ import torch
 from store import files
 from tests.objectstore import make_bucket, moto_server, s3_environment
 
+pytestmark = pytest.mark.slow  # an S3 server in its own process
+
 BUCKET = "tdw-test"
 
 

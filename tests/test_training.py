@@ -46,6 +46,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow  # trains twice
 def test_resume_after_interruption_is_bit_identical(tmp_path):
     cfg = preset("smoke", num_epochs=80, checkpoint_epochs=(0, 20, 40, 60))
     straight = str(tmp_path / "a")
@@ -66,6 +67,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     assert_same_run(straight, resumed, cfg.run_id)
 
 
+@pytest.mark.slow  # trains twice
 def test_extend_keeps_checkpoints_and_refuses_shortening(tmp_path):
     root = str(tmp_path)
     cfg = preset("smoke", num_epochs=40, checkpoint_epochs=(0, 20))

@@ -2,6 +2,7 @@
 for the browser, and a warm-up run of the app (``tdw serve``) that leaves nothing running."""
 
 import numpy as np
+import pytest
 
 from viz import generic
 from viz.viewer import App
@@ -62,6 +63,7 @@ def test_a_warm_up_run_of_the_app_leaves_no_refresh_running(smoke_run, monkeypat
     assert started == []
 
 
+@pytest.mark.slow  # builds the viewer's page several times
 def test_a_second_visit_is_served_from_a_spare_page_while_its_run_is_unchanged(smoke_run, monkeypatch):
     """``viz.spare``: once a page is served, the next visit to the same address (``/app`` is
     ``/app?run=<the last run>``) takes a page built in the background, showing what a fresh page
