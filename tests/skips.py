@@ -31,7 +31,16 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    report = (yield).get_result()
+    _judge((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    _judge((yield).get_result())  # a whole module skipped (pytest.skip(allow_module_level=True))
+
+
+def _judge(report) -> None:
+    """Turn ``report``, a test's or a module's, into a failure if it is a skip not allowed here."""
     if not report.skipped or hasattr(report, "wasxfail"):
         return
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

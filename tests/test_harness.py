@@ -44,6 +44,11 @@ def test_expected_failure():
 '''
 
 
+SKIPPED_MODULE = '''
+import pytest
+
+pytest.skip("moto is not installed", allow_module_level=True)
+'''
 GPU_SAMPLE = '''
 @pytest.mark.gpu
 def test_marked_gpu():
@@ -52,18 +57,22 @@ def test_marked_gpu():
 
 
 def _outcomes(tmp_path: Path, ci: str | None, sample: str = SAMPLE) -> tuple[int, dict[str, str], str]:
-    """``(exit code, {test name: outcome}, output)`` of the sample file; a skip turned into a
-    failure while the test is set up (a skip marker's) reads ERROR."""
+    """``(exit code, {test name: outcome}, output)`` of the sample file and of a module that
+    skips whole (``"module"``); a skip turned into a failure while a test is set up (a skip
+    marker's) or collected (a module's) reads ERROR."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a CUDA GPU\n")
     (tmp_path / "test_sample.py").write_text(sample)
+    (tmp_path / "test_skipped_module.py").write_text(SKIPPED_MODULE)
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PYTHONPATH": str(REPO)}
     if ci is not None:
         env["CI"] = ci
     out = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.skips", "-p", "no:cacheprovider",
-                          "-v", "test_sample.py"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=120)
-    found = re.findall(r"^test_sample.py::(\w+) (PASSED|FAILED|SKIPPED|XFAIL|ERROR)", out.stdout, re.M)
-    return out.returncode, dict(found), out.stdout
+                          "-v", "-rA", "--continue-on-collection-errors", "."], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    found = dict(re.findall(r"^test_sample.py::(\w+) (PASSED|FAILED|SKIPPED|XFAIL|ERROR)", out.stdout, re.M))
+    found |= {"module": kind for kind in re.findall(r"^(ERROR|SKIPPED) (?:\[1\] )?test_skipped_module.py",
+                                                    out.stdout, re.M)}
+    return out.returncode, found, out.stdout
 
 
 def _gpu_outcome() -> str:
@@ -76,7 +85,8 @@ def test_outside_ci_a_skip_with_a_reason_is_a_skip(tmp_path):
     code, outcomes, out = _outcomes(tmp_path, None)
     assert outcomes == {"test_runs": "PASSED", "test_skips_unexpectedly": "SKIPPED",
                         "test_skips_for_want_of_a_gpu": "SKIPPED", "test_skips_without_a_reason": "ERROR",
-                        "test_skips_by_marker": "SKIPPED", "test_expected_failure": "XFAIL"}, out
+                        "test_skips_by_marker": "SKIPPED", "test_expected_failure": "XFAIL",
+                        "module": "SKIPPED"}, out
     assert code == 1 and "a skip must say why" in out
 
 
@@ -87,8 +97,9 @@ def test_in_ci_only_an_expected_skip_is_a_skip(tmp_path):
     assert outcomes == {"test_runs": "PASSED", "test_skips_unexpectedly": "FAILED",
                         "test_skips_for_want_of_a_gpu": "SKIPPED", "test_skips_without_a_reason": "ERROR",
                         "test_skips_by_marker": "ERROR", "test_marked_gpu": _gpu_outcome(),
-                        "test_expected_failure": "XFAIL"}, out
+                        "test_expected_failure": "XFAIL", "module": "ERROR"}, out
     assert code == 1 and "skipped in CI" in out and "Chromium is not installed" in out
+    assert "moto is not installed" in out
 
 
 @pytest.mark.parametrize("value,ci", [("true", True), ("1", True), ("yes", True), ("", False),
