@@ -1,8 +1,9 @@
 """One run's views, all driven by one epoch slider (and by the player, the keyboard and clicks
-on the curves). A step refreshes only the views of the visible tab, each in place (see
-``viz.linked``), in one batch of document changes, then reads the neighbouring epochs in the
-background so that the next step finds them cached. A run still training or being analysed
-gains epochs as they are done without moving the current one."""
+on the curves). The views are the rows of the table in ``viz.views`` that the run's store can
+feed, each built when its tab is first opened. A step refreshes only the views of the visible
+tab, each in place (see ``viz.linked``), in one batch of document changes, then reads the
+neighbouring epochs in the background so that the next step finds them cached. A run still
+training or being analysed gains epochs as they are done without moving the current one."""
 
 from __future__ import annotations
 
