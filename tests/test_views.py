@@ -82,6 +82,8 @@ def test_a_run_without_fourier_analyses_shows_its_curves(tmp_path, smoke_run):
     view.threshold.value = 0.9
     view.colour.value = view.colour.options[1]
     assert app.export_name.options == ["loss", "accuracy", "class_accuracy"]
+    assert not any(w.visible for w in (view.neuron, view.colour, view.grid_choice, view.order_by, view.threshold))
+    assert view.epoch.visible and view.player.visible
     alone = App(root, view="neuron_heatmap").view.panel.object
     assert "not analysed" in alone
 
@@ -95,3 +97,4 @@ def test_every_view_reads_arrays_the_analyses_write(smoke_run):
         assert row.tab in views.TABS[:-1]
     single = App(root, view="wl_spectrum").view
     assert single.panel.object is single.views["wl_spectrum"].figure
+    assert all(w.visible for w in (single.neuron, single.colour, single.grid_choice, single.order_by))

@@ -89,6 +89,7 @@ class RunView:
         if neuron is None or not 0 <= neuron <= self.neuron.end:
             neuron = data.top_by_variance(root, run_id, last, 1)[0] if data.has(root, run_id, "neuron_activations") else 0
         self.neuron.value = neuron
+        self._show_controls()
         self.explore: Explore | None = None  # the "Every analysis" tab, built when first opened
         self._grid_options()
         for name in ([self.single] if self.single else [v.name for v in VIEWS if v.tab == TABS[0]]):
@@ -178,6 +179,16 @@ class RunView:
         return [self.epoch, self.player, self.speed, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
                 self.colour, pn.Row(self.grid_choice, self.grid_size), self.order_by, self.threshold,
                 self.info, self.keys]
+
+    def _show_controls(self) -> None:
+        """Only the controls of views the run can draw."""
+        rows = set(self.rows)
+        neurons_shown = bool(rows & {"neuron_heatmap", "neuron_grid", "neuron_frequencies", "wl_spectrum"})
+        for widget in (self.neuron, self.prev_neuron, self.next_neuron):
+            widget.visible = neurons_shown
+        self.colour.visible = bool(rows & {"neuron_heatmap", "neuron_grid"})
+        self.grid_choice.visible = self.grid_size.visible = "neuron_grid" in rows
+        self.order_by.visible = self.threshold.visible = self.fourier
 
     # --- what a step touches ---
     def _tab(self) -> str:
