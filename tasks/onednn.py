@@ -20,7 +20,7 @@ here). ``TDW_ONEDNN=0`` turns it off.
 :func:`linear_for` picks the product once per model. ``tdw::linear`` is a custom op with its
 own backward (two more ``tdw::linear`` products, each laid out the way oneDNN runs fastest), a
 fake implementation for ``torch.compile`` (which calls it as an opaque kernel and fuses the work
-around it) and a vmap rule (batched matmul).
+around it).
 """
 
 from __future__ import annotations
@@ -66,14 +66,6 @@ def _backward(ctx, dy: torch.Tensor):
 
 
 _linear.register_autograd(_backward, setup_context=_setup)
-
-
-@_linear.register_vmap
-def _(info, in_dims, x, w):
-    x = x if in_dims[0] is not None else x.expand(info.batch_size, *x.shape)
-    w = w if in_dims[1] is not None else w.expand(info.batch_size, *w.shape)
-    x, w = x.movedim(in_dims[0] or 0, 0), w.movedim(in_dims[1] or 0, 0)
-    return torch.bmm(x, w.transpose(1, 2)), 0
 
 
 def _shapes_agree() -> bool:

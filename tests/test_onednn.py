@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.func import vmap
 
 from store import layout
 from tasks import checkpoints as ckpt
@@ -43,18 +42,6 @@ def test_product_and_gradients_match_float64(d_in, d_out, compiled):
     assert _rel(x.grad, dy64 @ w64) < 1e-5
     assert _rel(w.grad, dy64.T @ x64) < 1e-5
     assert w.grad.is_contiguous()
-
-
-@needs_onednn
-def test_vmap_uses_a_batched_product():
-    xs, ws = torch.randn(3, 50, 16, requires_grad=True), torch.randn(3, 8, 16, requires_grad=True)
-    lin = onednn.linear_for(xs)
-    out = vmap(lin)(xs, ws)
-    assert torch.equal(out, torch.bmm(xs, ws.transpose(1, 2)))
-    out.square().sum().backward()
-    assert _rel(ws.grad, 2 * torch.einsum("kbo,kbi->koi", out, xs).detach().double()) < 1e-5
-    shared = torch.randn(8, 16)
-    assert torch.allclose(vmap(lin, in_dims=(0, None))(xs, shared), xs @ shared.T)
 
 
 def test_other_dtypes_and_devices_use_torch_matmul():
