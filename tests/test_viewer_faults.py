@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from store import layout
-from viz import data
+from viz import data, linked
 from viz.viewer import App
 
 OPEN_BUDGET_S = 3.0
@@ -104,8 +104,8 @@ def test_a_chunk_truncated_while_the_run_is_shown(two_runs):
     root, shown, other = two_runs
     app = App(root, run=shown)
     view, epochs = app.view, app.view.epochs
-    time.sleep(0.5)  # let the background reads finish, then drop them: the step reads the disk
-    data.epoch_slice.cache_clear()
+    linked._prefetcher.submit(lambda: None).result(timeout=30)  # the background reads are done (one
+    data.epoch_slice.cache_clear()  # worker, in order); drop them: the step reads the disk
     chunk = _chunks(root, shown, "embedding_spectrum")[0]  # epoch index 0
     _truncate(chunk)
     view.epoch.value = epochs[0]
