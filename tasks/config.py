@@ -29,7 +29,7 @@ HASHED_ALWAYS = frozenset({
 # the hash only when it differs from this value, so existing runs keep their ids, and a
 # config.json written before the field existed loads with this value. Its dataclass default
 # starts equal to it.
-IDENTITY_BASELINE: dict[str, object] = {}
+IDENTITY_BASELINE: dict[str, object] = {"task": "add"}
 ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
 
 
@@ -91,11 +91,12 @@ class RunConfig:
     """Everything needed to reproduce a run. Defaults: Nanda et al. 2023, canonical p=113."""
 
     p: int = 113  # modulus; an odd prime
+    task: str = "add"  # what is learned: a name in tasks.problems.PROBLEMS ("add", "mul", "x2+y2" ...)
     model: ModelConfig = field(default_factory=ModelConfig)
     lr: float = 1e-3  # AdamW
     weight_decay: float = 1.0
     betas: tuple[float, float] = (0.9, 0.98)
-    frac_train: float = 0.3  # fraction of the p² pairs used for training
+    frac_train: float = 0.3  # fraction of the task's n² operand pairs used for training
     seed: int = 999  # model initialisation seed
     data_seed: int = 598  # train/test split seed
     # Extent (not identity): epochs e = 0 .. num_epochs-1, where epoch e is the model after e
@@ -232,6 +233,10 @@ def validate(c: RunConfig) -> None:
     need(c.p >= 3 and c.p % 2 == 1 and is_prime(c.p),
          f"p must be an odd prime >= 3 (the Fourier analyses need it), got {c.p}")
     need(c.p <= 1_000, f"p={c.p} is too large for the full p² probe (at most 1000)")
+    from tasks.problems import get  # here, not at the top: tasks.problems imports ConfigError
+
+    need(isinstance(c.task, str), f"task must be a name, got {c.task!r}")
+    need(len(get(c.task).operands(c.p)) >= 3, f"task {c.task} at p={c.p} has fewer than 3 operand values")
     need(isinstance(c.frac_train, (int, float)) and 0 < c.frac_train < 1,
          f"frac_train must be strictly between 0 and 1, got {c.frac_train!r}")
     need(isinstance(c.num_epochs, int) and c.num_epochs >= 1,

@@ -5,7 +5,7 @@
 
 Adding a knob is one row here; a new config field also needs its check in
 ``tasks.config.validate`` and, being part of the identity, its ``IDENTITY_BASELINE``. Everywhere,
-a knob left at ``None`` keeps the preset's value. Nothing here imports more than the config, so
+a knob left at ``None`` keeps the preset's value. Nothing here imports more than the config and the problems (numpy), so
 the command line validates input without starting torch or Prefect.
 """
 
@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tasks import config
+from tasks import config, problems
 from tasks.config import EXTENT, ConfigError, RunConfig
 
 DEFAULT_PRESET = "quick"  # tdw run, train and sweep, and the pipeline flow
@@ -83,6 +83,8 @@ class Knob:
 
 KNOBS: tuple[Knob, ...] = (
     Knob("p", "--p", int, "modulus, an odd prime", "p", axis="primes", label="modulus p (odd prime)"),
+    Knob("task", "--task", str, f"the task learned (default: add): {problems.choices()}", "task", axis="tasks",
+         label="task (add, sub, mul, div, x2+y2 ...)"),
     Knob("seed", "--seed", int, "model initialisation seed", "seed", axis="seeds", label="model seed"),
     Knob("data_seed", "--data-seed", int, "train/test split seed", "data_seed", axis="data_seeds",
          label="data seed"),

@@ -62,7 +62,7 @@ def _widened(cfg: RunConfig) -> WiderRun:
 
 
 def test_fields_added_with_their_baseline_rename_no_run(monkeypatch):
-    monkeypatch.setattr(config, "IDENTITY_BASELINE", {"warmup": 0, "model.positional": "learned"})
+    monkeypatch.setattr(config, "IDENTITY_BASELINE", {**IDENTITY_BASELINE, "warmup": 0, "model.positional": "learned"})
     monkeypatch.setattr(config, "ModelConfig", WiderModel)  # what from_dict builds the model with
     for (name, overrides), run_id in GOLDEN:
         old = preset(name, **overrides)
