@@ -35,8 +35,8 @@ def _sync(model) -> None:
 
 def baseline_epochs(cfg, model, opt, n: int) -> float:
     dev = next(model.parameters()).device
-    x, y = data.full_probe(cfg.p).to(dev), data.labels(cfg.p).to(dev)
-    tr, te = (s.to(dev) for s in data.split(cfg.p, cfg.frac_train, cfg.data_seed))
+    x, y = data.full_probe(cfg).to(dev), data.labels(cfg).to(dev)
+    tr, te = (s.to(dev) for s in data.split(cfg))
     _sync(model)
     t = time.perf_counter()
     for _ in range(n):

@@ -16,6 +16,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from tasks import problems
+
 EXTENT = ("num_epochs", "checkpoint_epochs", "test_every")  # RunConfig fields outside the identity
 # The identity fields hashed into every run id: the fields as they stood when run ids were pinned
 # (tests/test_run_ids.py). Never add to this set.
@@ -233,10 +235,8 @@ def validate(c: RunConfig) -> None:
     need(c.p >= 3 and c.p % 2 == 1 and is_prime(c.p),
          f"p must be an odd prime >= 3 (the Fourier analyses need it), got {c.p}")
     need(c.p <= 1_000, f"p={c.p} is too large for the full p² probe (at most 1000)")
-    from tasks.problems import get  # here, not at the top: tasks.problems imports ConfigError
-
     need(isinstance(c.task, str), f"task must be a name, got {c.task!r}")
-    need(len(get(c.task).operands(c.p)) >= 3, f"task {c.task} at p={c.p} has fewer than 3 operand values")
+    need(len(problems.get(c.task).operands(c.p)) >= 3, f"task {c.task} at p={c.p} has fewer than 3 operand values")
     need(isinstance(c.frac_train, (int, float)) and 0 < c.frac_train < 1,
          f"frac_train must be strictly between 0 and 1, got {c.frac_train!r}")
     need(isinstance(c.num_epochs, int) and c.num_epochs >= 1,

@@ -124,9 +124,9 @@ def train(
     where available; ``tasks.onednn.choice``)."""
     device = next(model.parameters()).device
     tune_allocator()
-    probe = data.full_probe(cfg.p).to(device)
-    targets = data.labels(cfg.p).to(device)
-    train_idx, test_idx = data.split(cfg.p, cfg.frac_train, cfg.data_seed)
+    probe = data.full_probe(cfg).to(device)
+    targets = data.labels(cfg).to(device)
+    train_idx, test_idx = data.split(cfg)
     x_train, y_train = probe[train_idx.to(device)], targets[train_idx.to(device)]
     x_test, y_test = probe[test_idx.to(device)], targets[test_idx.to(device)]
     evaluate = objective(model, cfg, should_compile(cfg, device, compile_mode), matmul)

@@ -33,14 +33,16 @@ def _grads(model, logits_fn, y) -> dict[str, torch.Tensor]:
     return {n: q.grad.clone() for n, q in trainable(model).items()}
 
 
-@pytest.mark.parametrize("p,act", [(7, "relu"), (31, "relu"), (59, "gelu"),
-                                   pytest.param(113, "relu", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("p,act,task", [(7, "relu", "add"), (31, "relu", "add"), (59, "gelu", "add"),
+                                        (13, "relu", "mul"), (13, "gelu", "x2+y2"),
+                                        pytest.param(113, "relu", "add", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_logits_and_gradients_match_transformer_lens(p, act, dtype, tol):
-    cfg = RunConfig(p=p, num_epochs=2, model=ModelConfig(act_fn=act))
+def test_logits_and_gradients_match_transformer_lens(p, act, task, dtype, tol):
+    """Every task: only the inputs (mul's leave out token 0) and the labels change."""
+    cfg = RunConfig(p=p, task=task, num_epochs=2, model=ModelConfig(act_fn=act))
     model = build_model(cfg).to(dtype)
     _perturb(model, seed=p)
-    x, y = full_probe(p), labels(p)
+    x, y = full_probe(cfg), labels(cfg)
     ref = model(x)[:, -1]
     fast = FastForward(model, cfg).logits(x[:, :2])
     assert _rel(fast, ref) < tol
@@ -72,7 +74,7 @@ def test_probe_fast_path_equals_transformer_lens_hooks(p):
     model = build_model(cfg)
     _perturb(model, seed=p)
     fast = Probe(cfg, model, (HOOK_POST, HOOK_PATTERN))
-    logits, cache = model.run_with_cache(full_probe(p), names_filter=lambda n: n in (HOOK_POST, HOOK_PATTERN))
+    logits, cache = model.run_with_cache(full_probe(cfg), names_filter=lambda n: n in (HOOK_POST, HOOK_PATTERN))
     assert _rel(fast.logits(), logits[:, -1]) < 1e-5
     assert _rel(fast.acts(HOOK_POST), cache[HOOK_POST][:, -1]) < 1e-5
     assert _rel(fast.acts(HOOK_PATTERN), cache[HOOK_PATTERN][:, :, -1]) < 1e-5
@@ -99,7 +101,7 @@ def test_compiled_objective_matches_transformer_lens():
     cfg = RunConfig(p=31, num_epochs=2)
     model = build_model(cfg)
     _perturb(model, seed=23)
-    x, y = full_probe(31), labels(31)
+    x, y = full_probe(cfg), labels(cfg)
     assert _relu_margin(model, x) > 1e-6, "a pre-activation at the ReLU kink: pick another seed"
     grads, losses = [], []
     for loss_fn in (lambda: torch.nn.functional.cross_entropy(model(x)[:, -1].double(), y),

@@ -35,7 +35,7 @@ def test_seeded_initialisation_is_reproducible():
 def test_hook_names_and_shapes():
     p = 7
     model = build_model(RunConfig(p=p, num_epochs=2))
-    _, cache = model.run_with_cache(full_probe(p), names_filter=lambda n: n in (HOOK_POST, HOOK_PATTERN, "blocks.0.hook_resid_mid"))
+    _, cache = model.run_with_cache(full_probe(RunConfig(p=p, num_epochs=2)), names_filter=lambda n: n in (HOOK_POST, HOOK_PATTERN, "blocks.0.hook_resid_mid"))
     assert tuple(cache[HOOK_POST].shape) == (p * p, 3, 512)
     assert tuple(cache[HOOK_PATTERN].shape) == (p * p, 4, 3, 3)
     assert tuple(cache["blocks.0.hook_resid_mid"].shape) == (p * p, 3, 128)

@@ -25,19 +25,19 @@ def _probe(logits: torch.Tensor | None = None) -> Probe:
 
 
 def _difference(p: int) -> torch.Tensor:
-    x = data.full_probe(p)
+    x = data.full_probe(preset("smoke", p=p))
     return (x[:, 0] - x[:, 1]) % p
 
 
 def test_grid_and_labels_come_from_the_task_data():
     probe = _probe()
-    assert torch.equal(probe.inputs, data.full_probe(P)) and torch.equal(probe.labels, data.labels(P))
+    assert torch.equal(probe.inputs, data.full_probe(probe.cfg)) and torch.equal(probe.labels, data.labels(probe.cfg))
     assert list(probe.grid) == ["a", "b"] and all(torch.equal(v, torch.arange(P)) for v in probe.grid.values())
     rows = torch.arange(P * P, dtype=torch.float32)
     values = torch.stack([rows, -rows], dim=1)  # (n, 2): row a*p + b holds a*p + b
     on_grid = probe.on_grid(values)
     assert on_grid.shape == (2, P, P) and on_grid[0, 3, 5] == 3 * P + 5 and on_grid[1, 3, 5] == -(3 * P + 5)
-    train, test = data.split(P, probe.cfg.frac_train, probe.cfg.data_seed)
+    train, test = data.split(probe.cfg)
     assert torch.equal(probe.train_idx, train) and torch.equal(probe.test_idx, test)
 
 
@@ -51,7 +51,7 @@ def test_accuracy_and_progress_measures_read_the_probes_labels(monkeypatch):
     added = accuracy(_probe(logits))["checkpoint_accuracy"]
     assert added[2] == pytest.approx(1 / P)  # only b = 0 agrees
 
-    monkeypatch.setattr(data, "labels", _difference)
+    monkeypatch.setattr(data, "labels", lambda cfg: _difference(cfg.p))
     probe = _probe(logits)
     np.testing.assert_array_equal(accuracy(probe)["checkpoint_accuracy"], 1.0)
     out = progress_measures(probe, [2])
@@ -65,7 +65,7 @@ def test_maps_on_the_grid_follow_the_probes_grid(monkeypatch):
     """An analysis lays rows out on the probe's grid, never on a (p, p) it assumes: a grid of
     other sizes gives maps of those sizes."""
     post = torch.rand(P * P, 4, generator=torch.Generator().manual_seed(0))
-    monkeypatch.setattr(data, "operand_grid", lambda p: {"pair": torch.arange(p * p), "one": torch.arange(1)})
+    monkeypatch.setattr(data, "operand_grid", lambda cfg: {"pair": torch.arange(cfg.p**2), "one": torch.arange(1)})
     probe = _probe()
     probe._cache = {HOOK_POST: post}
     maps = neuron_activations(probe)["neuron_activations"]

@@ -16,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 
-from tasks.config import ConfigError
 from tasks.problems.basis import Basis
 
 
@@ -43,6 +42,8 @@ PROBLEMS: dict[str, Problem] = {
 
 def get(name: str) -> Problem:
     """The problem called ``name``; an unknown name is a one-line ConfigError naming the choices."""
+    from tasks.config import ConfigError  # here: tasks.config validates its presets with PROBLEMS
+
     if name not in PROBLEMS:
         raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(PROBLEMS)} (formulas: tdw run --help)")
     return PROBLEMS[name]
