@@ -1,6 +1,7 @@
 """Run comparison: several runs (a sweep, say) overlaid, one curve per run, for the training
 series or any scalar measure the analyses stored (a variable of dims ``(epoch,)``, or one label
-of a small labelled dimension such as ``restricted_loss`` on the test split)."""
+of a small labelled dimension such as ``restricted_loss`` on the test split); or, as a grid of
+tasks × training fractions, the epoch at which each generalised (``viz.grid``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 
-from viz import curves, data, generic
+from viz import curves, data, generic, grid
 
 SERIES = {"train loss": "train_loss", "test loss": "test_loss", "train accuracy": "train_acc",
           "test accuracy": "test_acc"}
 MAX_DEFAULT = 8
+MODES = ("curves", "task × fraction grid")
 
 
 def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
@@ -56,14 +58,17 @@ def _values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.nd
 
 
 def overlay(root: str, runs: list[str], label: str, name: str, index: int | None, logy: bool) -> hv.Overlay:
+    """One curve per run, named as the run picker names it (with its task where tasks differ)."""
     curves, missing = [], []
+    names = data.labelled_runs(root, runs)
+    names = {r: label_ for label_, r in names.items()} if isinstance(names, dict) else {r: r for r in runs}
     for i, run_id in enumerate(runs):
         x, y = values(root, run_id, name, index)
         if not len(x):
             missing.append(run_id)
             continue
         y = np.maximum(y, 1e-12) if logy else y
-        curves.append(hv.Curve((x, y), "epoch", label, label=run_id).opts(color=generic.COLORS[i % len(generic.COLORS)]))
+        curves.append(hv.Curve((x, y), "epoch", label, label=names[run_id]).opts(color=generic.COLORS[i % len(generic.COLORS)]))
     title = label + (f" (not stored in {len(missing)} run(s))" if missing else "")
     return hv.Overlay(curves or [hv.Curve([], "epoch", label)]).opts(
         hv.opts.Curve(width=900, height=420, tools=["hover"], line_width=1.6, logy=logy),
@@ -72,7 +77,8 @@ def overlay(root: str, runs: list[str], label: str, name: str, index: int | None
 
 
 class Compare:
-    """The comparison page: a run picker (several), a measure, log scale, one overlay."""
+    """The comparison page: a run picker (several), then either a measure, log scale and one
+    overlay, or the grid of tasks × training fractions over the picked runs or every run."""
 
     def __init__(self, root: str, current: str | None):
         self.root = root
@@ -80,15 +86,19 @@ class Compare:
         p = data.config(root, current)["p"] if current in runs else None
         same = [r for r in runs if p is None or _p(root, r) == p]
         default = ([current] if current in runs else []) + [r for r in same if r != current]
-        self.runs = pn.widgets.MultiChoice(label="Runs", options=runs, value=default[:MAX_DEFAULT], width=900)
+        self.runs = pn.widgets.MultiChoice(label="Runs", options=data.labelled_runs(root, runs),
+                                           value=default[:MAX_DEFAULT], width=900)
+        self.mode = pn.widgets.RadioButtonGroup(options=list(MODES), value=MODES[0], width=300, margin=(27, 10))
         self.measure = pn.widgets.Select(label="Measure", width=300)
         self.logy = pn.widgets.Checkbox(label="log scale", value=True, margin=(30, 10))
+        self.every = pn.widgets.Checkbox(label="every run in the root", value=True, margin=(30, 10), visible=False)
         self.plot = pn.pane.Bokeh()
         self.runs.param.watch(lambda _: self._options(), "value")
-        for w in (self.measure, self.logy):
+        for w in (self.measure, self.logy, self.mode, self.every):
             w.param.watch(lambda _: self.draw(), "value")
         self._options()
-        self.panel = pn.Column(self.runs, pn.Row(self.measure, self.logy), self.plot, name="Compare runs")
+        self.panel = pn.Column(self.runs, pn.Row(self.mode, self.measure, self.logy, self.every), self.plot,
+                               name="Compare runs")
 
     def _options(self) -> None:
         self.choices = measures(self.root, self.runs.value)
@@ -98,6 +108,13 @@ class Compare:
         self.draw()
 
     def draw(self) -> None:
+        curves_shown = self.mode.value == MODES[0]
+        self.measure.visible = self.logy.visible = curves_shown
+        self.every.visible = not curves_shown
+        if not curves_shown:
+            self.found = grid.outcomes(self.root, data.runs(self.root) if self.every.value else self.runs.value)
+            self.plot.object = grid.plot(self.found)
+            return
         name, index = self.choices[self.measure.value]
         self.element = overlay(self.root, self.runs.value, self.measure.value, name, index, self.logy.value)
         fig = curves.render(self.element)
@@ -105,9 +122,13 @@ class Compare:
         self.plot.object = fig
 
     def refresh(self) -> None:
-        runs = data.runs(self.root)
-        if runs != list(self.runs.options):
-            self.runs.options = runs
+        options = data.labelled_runs(self.root, data.runs(self.root))
+        if options != self.runs.options:
+            self.runs.options = options
+        if self.mode.value == MODES[1]:  # a sweep's runs join the grid and move on: redrawn when it changes
+            runs = data.runs(self.root) if self.every.value else self.runs.value
+            if grid.outcomes(self.root, runs) != self.found:
+                self.draw()
 
 
 def _p(root: str, run_id: str) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -166,6 +167,50 @@ def config(root: str, run_id: str) -> dict:
     return store(root, run_id).config
 
 
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A run's task and the basis its Fourier quantities are in (the store's root attributes)."""
+
+    name: str  # e.g. "mul"
+    formula: str  # e.g. "(a · b) mod p"
+    basis: str  # the basis's description, e.g. "Fourier basis of Z_58 over discrete logs base 2"
+    kind: str  # "fourier" (the task's group law: Fourier verdicts apply) | "residues" (a convention)
+    generator: int | None  # g of a discrete-log basis: operand position i stands for g^i mod p
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}: {self.formula}"
+
+    def operand(self, dim: str) -> str:
+        """An operand axis's label: the operand itself, or for a discrete-log basis the
+        exponent along the axis (``a = 2^i, i = log₂ a``)."""
+        if self.generator is None or dim not in ("a", "b"):
+            return dim
+        i = {"a": "i", "b": "j"}[dim]
+        return f"{dim} = {self.generator}^{i} ({i} = log{str(self.generator).translate(SUBSCRIPT)} {dim}, in log order)"
+
+    def hover(self, dim: str) -> str:
+        """An operand's name in a hover: the operand, or its discrete log."""
+        return dim if self.generator is None or dim not in ("a", "b") else f"log{str(self.generator).translate(SUBSCRIPT)} {dim}"
+
+
+@functools.lru_cache(maxsize=256)
+def task(root: str, run_id: str) -> Task:
+    """The run's task from the store's root attributes (``task``, ``task_formula``, ``basis``,
+    ``basis_kind``, ``generator``); a store written before tasks were recorded is ``add``,
+    (a + b) mod p, over the Fourier basis of Z_p."""
+    attrs = store(root, run_id).attrs
+    name = attrs.get("task") or attrs["config"].get("task", "add")
+    generator = attrs.get("generator")
+    return Task(name=str(name), formula=str(attrs.get("task_formula", "(a + b) mod p")),
+                basis=str(attrs.get("basis", f"Fourier basis of Z_{attrs['config']['p']}")),
+                kind=str(attrs.get("basis_kind", "fourier")),
+                generator=None if generator in (None, "", "none") else int(generator))
+
+
 @functools.lru_cache(maxsize=1024)
 def describe(root: str, run_id: str, name: str) -> dict:
     return store(root, run_id).array_attrs(name)
@@ -187,12 +232,27 @@ def derived(maxsize: int):
 def forget() -> None:
     """Drop cached handles and reads (a run was re-created or deleted)."""
     _store.cache_clear()
-    for cached in (checkpoint_analyses, epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe,
+    for cached in (checkpoint_analyses, task, epoch_slice, neuron_maps, value_range, top_by_variance, coord, describe,
                    series, *_derived):
         cached.cache_clear()
     with _done_lock:
         _done.clear()
     _measured.clear()
+
+def labelled_runs(root: str, runs: list[str]) -> list[str] | dict[str, str]:
+    """A run picker's options: the run ids, each labelled with its task (``run · mul``) unless
+    every run is ``add``, the task of every store written before tasks were recorded. A run
+    that cannot be read is listed by its id (showing it says what is wrong)."""
+    tasks = {}
+    for run_id in runs:
+        try:
+            tasks[run_id] = task(root, run_id).name
+        except READ_ERRORS:
+            tasks[run_id] = None
+    if all(t in ("add", None) for t in tasks.values()):
+        return list(runs)
+    return {(f"{r} · {t}" if t else r): r for r, t in tasks.items()}
+
 
 def analysis_of(root: str, run_id: str, name: str) -> str | None:
     """The analysis that writes variable ``name`` (recorded in the store)."""
@@ -245,7 +305,7 @@ def check_recorded(root: str, run_id: str) -> None:
                              "can be read (half-written or damaged)")
 
 
-__all__ = ["READ_ERRORS", "StoreError", "analysed_epochs", "analysis_of", "check_recorded", "checkpoint_analyses",
-           "config", "coord", "describe", "done_epochs", "epoch_slice", "forget", "has", "key_frequencies", "measure",
-           "neuron_maps", "per_epoch_variables", "runs", "runs_root", "series", "store", "trained_through",
-           "value_range"]
+__all__ = ["READ_ERRORS", "StoreError", "Task", "analysed_epochs", "analysis_of", "check_recorded",
+           "checkpoint_analyses", "config", "coord", "describe", "done_epochs", "epoch_slice", "forget", "has",
+           "key_frequencies", "labelled_runs", "measure", "neuron_maps", "per_epoch_variables", "runs", "runs_root",
+           "series", "store", "task", "trained_through", "value_range"]

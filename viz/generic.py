@@ -162,7 +162,7 @@ class Bars(EpochView):
         else:
             fig.vbar(x="pos", top="value", width=0.4, source=self.source, color="color", line_color=None)
             fig.xaxis.ticker = frequency_ticks(int(x.max()))
-            fig.xaxis.axis_label = "frequency k (cos k left, sin k right; 0: const)"
+            fig.xaxis.axis_label = f"frequency k · {data.task(root, run_id).basis}"
         fig.xgrid.grid_line_color = None
         # the y range follows the bars in the browser: nothing here reads it back (else every
         # step would send its new ends to the server, one more message to handle per step)
@@ -200,8 +200,10 @@ class Heatmap(EpochView):
                      x_range=Range1d(-0.5, nx - 0.5), y_range=Range1d(-0.5, ny - 0.5), title=self._title())
         fig.image(image="image", x=-0.5, y=-0.5, dw=nx, dh=ny, source=self.source, color_mapper=self.mapper)
         fig.add_layout(ColorBar(color_mapper=self.mapper, width=10, padding=3), "right")
-        fig.add_tools(HoverTool(tooltips=[(self.xdim, "$x{0}"), (self.ydim, "$y{0}"), ("value", "@image{0.000}")]))
-        fig.xaxis.axis_label, fig.yaxis.axis_label = self.xdim, self.ydim
+        task = data.task(root, run_id)
+        fig.add_tools(HoverTool(tooltips=[(task.hover(self.xdim), "$x{0}"), (task.hover(self.ydim), "$y{0}"),
+                                          ("value", "@image{0.000}")]))
+        fig.xaxis.axis_label, fig.yaxis.axis_label = task.operand(self.xdim), task.operand(self.ydim)
         for axis, dim, n in ((fig.xaxis, self.xdim, nx), (fig.yaxis, self.ydim, ny)):
             names = labels(root, run_id, dim)
             if n <= SMALL and names != [str(i) for i in range(n)]:

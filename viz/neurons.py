@@ -196,7 +196,8 @@ class NeuronFrequencies(EpochView):
                                 renderers=[glyph]))
         self.selected = Span(location=-10, dimension="width", line_color="#d62728", line_width=1.5, line_alpha=0.8)
         fig.add_layout(self.selected)
-        fig.xaxis.axis_label, fig.yaxis.axis_label = "frequency k", "neuron (in the chosen order)"
+        fig.xaxis.axis_label = f"frequency k · {data.task(root, run_id).basis}"
+        fig.yaxis.axis_label = "neuron (in the chosen order)"
         fig.grid.visible = False
         fig.on_event(Tap, self._tap)
         self.figure = fig

@@ -58,7 +58,8 @@ def embedding_spectrum(root: str, run_id: str, epoch: int) -> hv.Overlay:
     labels = data.coord(root, run_id, "component")
     norms = data.epoch_slice(root, run_id, "embedding_spectrum", epoch)
     x, kinds = fourier_positions(labels)
-    spikes = [hv.Spikes((x[kinds == kind], norms[kinds == kind], labels[kinds == kind]), "frequency k",
+    axis = f"frequency k · {data.task(root, run_id).basis}"
+    spikes = [hv.Spikes((x[kinds == kind], norms[kinds == kind], labels[kinds == kind]), axis,
                         ["norm", "component"], label=kind).opts(color=color)
               for kind, color in FOURIER_COLORS.items() if (kinds == kind).any()]
     return hv.Overlay(spikes).opts(
@@ -96,7 +97,8 @@ def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...
     freqs = data.coord(root, run_id, "freq")
     rank = np.arange(len(order))
     neuron_ids = np.broadcast_to(np.asarray(order)[:, None], frac.shape)  # for the hover
-    return hv.Image((freqs, rank, frac, neuron_ids), ["frequency k", "neuron (sorted by dominant k)"],
+    axis = f"frequency k · {data.task(root, run_id).basis}"
+    return hv.Image((freqs, rank, frac, neuron_ids), [axis, "neuron (sorted by dominant k)"],
                     ["fraction", "neuron"]).opts(
         width=WIDTH + 190, height=360, cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"],
         invert_yaxis=True, title=f"Neuron × frequency variance fraction · epoch {epoch}",

@@ -71,7 +71,8 @@ class RunView:
         self.panel = self._layout()
 
     def _info(self, cfg: dict) -> str:
-        return (f"**p** {cfg['p']} · **frac** {cfg['frac_train']} · **lr** {cfg['lr']} · "
+        task = data.task(self.root, self.run_id)
+        return (f"**task** {task.name}, {task.formula}  \n**basis** {task.basis}  \n**p** {cfg['p']} · **frac** {cfg['frac_train']} · **lr** {cfg['lr']} · "
                 f"**wd** {cfg['weight_decay']}  \n**seeds** model {cfg['seed']}, data {cfg['data_seed']} · "
                 f"**epochs** {self.trained_through + 1}/{cfg['num_epochs']} · "
                 f"**analysed** {len(self.epochs)}/{len(cfg['checkpoint_epochs'])}")

@@ -38,7 +38,8 @@ class App:
         runs = data.runs(self.root)
         first = run if run in runs else (runs[-1] if runs else None)
         self.single = view
-        self.run_select = pn.widgets.Select(label="Run", options=runs, value=first, width=300)
+        self.run_select = pn.widgets.Select(label="Run", options=data.labelled_runs(self.root, runs), value=first,
+                                            width=300)
         self.controls = pn.Column(width=320)
         self.main = pn.Column()
         self.view: RunView | None = None
@@ -149,9 +150,10 @@ class App:
 
     def refresh(self) -> None:
         runs = data.runs(self.root)
-        if runs != list(self.run_select.options):
+        options = data.labelled_runs(self.root, runs)
+        if options != self.run_select.options:
             gone = self.run_select.value if self.run_select.value not in (None, *runs) else None
-            self.run_select.options = runs
+            self.run_select.options = options
             if gone is not None:  # deleted or moved while shown: say so; any pick is then a change
                 self._fault(None, f"Run `{gone}` is no longer under `{self.root}` (deleted or moved). "
                                   "Pick another run.")

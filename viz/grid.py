@@ -1,0 +1,143 @@
+"""Tasks × training fractions: the epoch at which each run first generalises (test accuracy ≥
+0.95), one cell per (task, fraction), the workbench's version of Power et al. 2022's
+data-fraction figure. Read from the stored series and the store's root attributes (the task)
+and config (``frac_train``); nothing is recomputed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LinearColorMapper
+from bokeh.palettes import Viridis256
+from bokeh.plotting import figure
+
+from tasks.problems import PROBLEMS
+from viz import data
+
+THRESHOLD = 0.95  # test accuracy that counts as generalised
+NOT_GENERALISED = "#d9d9d9"  # a cell no run of which generalised: grey, hatched, with the text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run's result: the first epoch with test accuracy ≥ ``THRESHOLD`` (None: not reached)
+    after ``trained`` epochs of ``planned``."""
+
+    run_id: str
+    task: str
+    formula: str
+    frac: float
+    epoch: int | None
+    trained: int
+    planned: int
+
+
+def outcome(root: str, run_id: str, threshold: float = THRESHOLD) -> Outcome:
+    test = data.series(root, run_id)["test_acc"]  # (series_epoch,), NaN where not evaluated
+    hits = np.flatnonzero(np.nan_to_num(test, nan=-1.0) >= threshold)
+    cfg, task = data.config(root, run_id), data.task(root, run_id)
+    return Outcome(run_id, task.name, task.formula, float(cfg["frac_train"]), int(hits[0]) if len(hits) else None,
+                   data.trained_through(root, run_id) + 1, int(cfg["num_epochs"]))
+
+
+def outcomes(root: str, runs: list[str]) -> list[Outcome]:
+    """Each readable run's outcome (a run being created or damaged is left out)."""
+    found = []
+    for run_id in runs:
+        try:
+            found.append(outcome(root, run_id))
+        except (*data.READ_ERRORS, TypeError):  # TypeError: a config without frac_train's number
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The runs of one (task, fraction): the median epoch of those that generalised, how many did."""
+
+    task: str
+    frac: float
+    runs: tuple[Outcome, ...]
+
+    @property
+    def generalised(self) -> list[int]:
+        return sorted(o.epoch for o in self.runs if o.epoch is not None)
+
+    @property
+    def epoch(self) -> float | None:
+        return float(np.median(self.generalised)) if self.generalised else None
+
+    @property
+    def text(self) -> str:
+        n, done = len(self.runs), self.generalised
+        if not done:
+            trained = min(o.trained for o in self.runs)
+            still = any(o.trained < o.planned for o in self.runs)
+            return f"not yet\n(epoch {trained})" if still else f"did not generalise\nin {trained:,} epochs"
+        epoch = f"{self.epoch:,.0f}"
+        return epoch if len(done) == n else f"{epoch}\n({len(done)} of {n} runs)"
+
+
+def cells(found: list[Outcome]) -> tuple[list[str], list[float], list[Cell]]:
+    """``(tasks, fractions, cells)``: the tasks present (in the registry's order, an unknown one
+    after them by name) and fractions (ascending), and a cell for each (task, fraction) with runs."""
+    order = list(PROBLEMS)
+    tasks = sorted({o.task for o in found}, key=lambda t: (order.index(t) if t in order else len(order), t))
+    fracs = sorted({o.frac for o in found})
+    grouped: dict[tuple[str, float], list[Outcome]] = {}
+    for o in found:
+        grouped.setdefault((o.task, o.frac), []).append(o)
+    return tasks, fracs, [Cell(t, f, tuple(runs)) for (t, f), runs in sorted(grouped.items())]
+
+
+def plot(found: list[Outcome], width: int = 900):
+    """The grid of these runs' outcomes as a Bokeh figure: rows are tasks (named with their
+    formula), columns training fractions; a cell is coloured by its epoch on a log scale and
+    says it, or is grey and hatched with "did not generalise in N epochs"; hover names the runs."""
+    tasks, fracs, grid = cells(found)
+    formula = {o.task: o.formula for o in found}
+    rows = [f"{t}: {formula[t]}" for t in tasks]
+    cols = [f"{f:g}" for f in fracs]
+    epochs = [c.epoch for c in grid if c.epoch is not None]
+    low, high = (math.log10(max(min(epochs), 1)), math.log10(max(max(epochs), 1))) if epochs else (0.0, 1.0)
+    mapper = LinearColorMapper(palette=Viridis256, low=low, high=high if high > low else low + 1)
+    source = ColumnDataSource({
+        "row": [f"{c.task}: {formula[c.task]}" for c in grid], "col": [f"{c.frac:g}" for c in grid],
+        "value": [math.log10(max(c.epoch, 1)) if c.epoch is not None else math.nan for c in grid],
+        "hatch": ["/" if c.epoch is None else " " for c in grid],
+        "text": [c.text for c in grid],
+        "ink": ["black" if c.epoch is None or _light(c.epoch, low, high) else "white" for c in grid],
+        "runs": [", ".join(o.run_id for o in c.runs) for c in grid],
+    })
+    fig = figure(x_range=FactorRange(*cols), y_range=FactorRange(*reversed(rows)), width=width,
+                 height=110 + 70 * max(len(rows), 1), tools="hover,save", toolbar_location="right",
+                 title=f"Epoch to generalise (test accuracy ≥ {THRESHOLD}) per task × training fraction")
+    fig.rect(x="col", y="row", width=0.96, height=0.92, source=source, line_color="white",
+             fill_color={"field": "value", "transform": mapper}, hatch_pattern="hatch", hatch_color="#8c8c8c",
+             hatch_alpha=0.5)
+    mapper.nan_color = NOT_GENERALISED
+    fig.text(x="col", y="row", text="text", source=source, text_align="center", text_baseline="middle",
+             text_color="ink", text_font_size="12px")
+    fig.select_one(HoverTool).tooltips = [("task", "@row"), ("training fraction", "@col"), ("runs", "@runs")]
+    fig.xaxis.axis_label, fig.yaxis.axis_label = "training fraction", "task"
+    fig.grid.visible = False
+    fig.axis.major_tick_line_color = None
+    fig.name = "task_grid"
+    return fig
+
+
+def _light(epoch: float, low: float, high: float) -> bool:
+    """Whether the cell's colour is light (Viridis's upper part: yellow-green): black text on it."""
+    return (math.log10(max(epoch, 1)) - low) / max(high - low, 1e-9) > 0.6
+
+
+def markdown(found: list[Outcome]) -> str:
+    """The grid of these runs' outcomes as a markdown table (for the docs)."""
+    tasks, fracs, grid = cells(found)
+    at = {(c.task, c.frac): c.text.replace("\n", " ") for c in grid}
+    lines = ["| task | " + " | ".join(f"{f:g}" for f in fracs) + " |", "|---|" + "---|" * len(fracs)]
+    for t in tasks:
+        lines.append(f"| {t} | " + " | ".join(at.get((t, f), "") for f in fracs) + " |")
+    return "\n".join(lines)
