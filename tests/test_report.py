@@ -2,6 +2,7 @@ import pytest
 
 from cli.main import main
 from viz import report
+from viz.data import Task
 
 
 @pytest.mark.slow  # writes the whole HTML report
@@ -43,7 +44,24 @@ def test_phases_and_checks_on_a_synthetic_grokking_story(monkeypatch):
     monkeypatch.setattr(report.data, "series", lambda r, i: series)
     monkeypatch.setattr(report.data, "measure", lambda r, i, name: (ck, store[name]))
     monkeypatch.setattr(report.data, "config", lambda r, i: {"p": 7})
+    monkeypatch.setattr(report.data, "task", lambda r, i: TASKS["mul"])
     ph = report.phases("x", "y")
     assert ph == {"memorisation": (0, 50), "circuit formation": (50, 500), "cleanup": (500, 696)}
     verdicts = {c.claim: c.holds for c in report.checks("x", "y")}
     assert all(verdicts.values()), verdicts
+    monkeypatch.setattr(report.data, "key_frequencies", lambda r, i: ([1], {"rule": "r"}))
+    md = report.markdown("x", "y")
+    assert "Task: `mul`, (a · b) mod p. Basis: Fourier basis of Z_6 over discrete logs base 3." in md
+    assert "not applicable" not in md and md.count("| yes |") == len(verdicts)
+
+    # a polynomial task: the same numbers, but its basis is a convention: no verdict, not "failed"
+    monkeypatch.setattr(report.data, "task", lambda r, i: TASKS["x2+y2"])
+    checks = report.checks("x", "y")
+    assert all(c.holds is None and not c.applies for c in checks) and len(checks) == len(verdicts)
+    md = report.markdown("x", "y")
+    assert md.count(f"| {report.NOT_APPLICABLE} |") == len(checks) and "**no**" not in md
+    assert "Basis: residues (no group law of this task). The Fourier basis over them is a convention" in md
+
+
+TASKS = {"mul": Task("mul", "(a · b) mod p", "Fourier basis of Z_6 over discrete logs base 3", "fourier", 3),
+         "x2+y2": Task("x2+y2", "(a² + b²) mod p", "residues (no group law of this task)", "residues", None)}

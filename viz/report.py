@@ -1,5 +1,7 @@
 """A self-contained validation report of one run: the grokking story told by the progress
-measures (Nanda et al. 2023), with each of the paper's claims checked against the store.
+measures (Nanda et al. 2023), with each of the paper's claims checked against the store. The
+claims are about Fourier structure: for a task whose basis is a convention (``residues``, no
+group law) they are not applicable, and the report says so instead of judging them.
 
 Phases (drawn on every curve): memorisation until train accuracy first reaches 0.99; circuit
 formation until test accuracy first reaches 0.5; cleanup until test accuracy first reaches 0.99.
@@ -8,7 +10,7 @@ formation until test accuracy first reaches 0.5; cleanup until test accuracy fir
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import holoviews as hv
 import numpy as np
@@ -44,11 +46,15 @@ def phases(root: str, run_id: str) -> dict[str, tuple[int, int]]:
     return out
 
 
+NOT_APPLICABLE = "not applicable (no group law of this task)"
+
+
 @dataclass
 class Check:
     claim: str
-    holds: bool | None  # None: cannot be judged (data missing)
+    holds: bool | None  # None: cannot be judged (data missing, or the claim does not apply)
     evidence: str
+    applies: bool = True  # False: a Fourier claim on a basis that is only a convention
 
 
 def _rate(epochs, values, span) -> float:
@@ -100,17 +106,23 @@ def checks(root: str, run_id: str) -> list[Check]:
     if len(pe):
         out.append(Check("Logit periodicity explains ≥ 0.9 of the logit variance at the end",
                          float(per[-1]) >= 0.9, f"{float(per[-1]):.3f} at epoch {int(pe[-1])}"))
+    if data.task(root, run_id).kind == "residues":  # every claim above is about Fourier structure
+        out = [replace(c, holds=None, applies=False) for c in out]
     return out
 
 
 def markdown(root: str, run_id: str) -> str:
     keys, attrs = data.key_frequencies(root, run_id)
+    task = data.task(root, run_id)
+    convention = "" if task.kind == "fourier" else \
+        " The Fourier basis over them is a convention, so the Fourier claims below are not applicable."
     lines = [f"# Validation report: `{run_id}`", "",
+             f"Task: `{task.name}`, {task.formula}. Basis: {task.basis}.{convention}", "",
              "Phases: " + "; ".join(f"{k} {a}–{b}" for k, (a, b) in phases(root, run_id).items()), "",
              f"Key frequencies: {keys} ({attrs.get('rule', 'not chosen yet')})", "",
              "| claim (Nanda et al. 2023) | holds | evidence |", "|---|---|---|"]
     for c in checks(root, run_id):
-        mark = {True: "yes", False: "**no**", None: "n/a"}[c.holds]
+        mark = {True: "yes", False: "**no**", None: "n/a"}[c.holds] if c.applies else NOT_APPLICABLE
         lines.append(f"| {c.claim} | {mark} | {c.evidence} |")
     return "\n".join(lines)
 
