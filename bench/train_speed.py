@@ -9,8 +9,12 @@ comparison). In a fresh process, without it, the baseline measured 546-554 ms/ep
 project's per-pair products go through oneDNN where ``tasks.onednn`` finds it faster and exact
 (the baseline's stay on PyTorch's default); ``TDW_ONEDNN=0`` measures the project without it.
 
-    .venv/bin/python bench/train_speed.py [--p 113] [--rounds 7] [--epochs 10] [--threads 1]
-                                          [--test-every 10] [--compile on|off]
+    .venv/bin/python bench/train_speed.py [--p 113] [--task add[,mul ...]] [--rounds 7] [--epochs 10]
+                                          [--threads 1] [--test-every 10] [--compile on|off]
+
+Every task trains with the same fast forward; only its inputs and labels differ (mul and div
+have (p - 1)² pairs instead of p²). ``--task add,mul`` measures both in one process, rounds
+interleaved, and prints each task's ms/epoch as a ratio to the first task's.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=113)
+    ap.add_argument("--task", default="add", help="a task, or several (add,mul): each trained by both "
+                                                 "loops, rounds interleaved, each task's speed also as a ratio to the first's")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--epochs", type=int, default=10, help="baseline epochs per round")
     ap.add_argument("--project-epochs", type=int, default=100,
@@ -72,28 +78,40 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = preset("canonical", p=args.p, test_every=args.test_every)
-    models = {name: build_model(cfg, pick_device(args.device)) for name in ("baseline", "project")}
-    opts = {name: make_optimizer(m, cfg) for name, m in models.items()}
-    times = {"baseline": [], "project": []}
-    baseline_epochs(cfg, models["baseline"], opts["baseline"], 2)  # warm-up
-    t = time.perf_counter()
-    project_epochs(cfg, models["project"], opts["project"], args.test_every, args.compile)  # + compile
-    warm = time.perf_counter() - t
+    tasks = args.task.split(",")
+    cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task) for task in tasks}
+    models = {(task, loop): build_model(cfg, pick_device(args.device))
+              for task, cfg in cfgs.items() for loop in ("baseline", "project")}
+    opts = {key: make_optimizer(m, cfgs[key[0]]) for key, m in models.items()}
+    times = {key: [] for key in models}
+    warm = {}
+    for task, cfg in cfgs.items():
+        baseline_epochs(cfg, models[task, "baseline"], opts[task, "baseline"], 2)  # warm-up
+        t = time.perf_counter()
+        project_epochs(cfg, models[task, "project"], opts[task, "project"], args.test_every, args.compile)  # + compile
+        warm[task] = time.perf_counter() - t
     for _ in range(args.rounds):
-        times["baseline"].append(baseline_epochs(cfg, models["baseline"], opts["baseline"], args.epochs))
-        times["project"].append(project_epochs(cfg, models["project"], opts["project"],
-                                               args.project_epochs, args.compile))
-    base, proj = (statistics.median(times[k]) for k in ("baseline", "project"))
-    print(f"device={args.device} p={cfg.p} threads={args.threads} project: test_every={args.test_every} compile={args.compile} "
-          f"onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'} "
-          f"(first call incl. compilation {warm:.1f} s); {args.rounds} rounds of {args.epochs} baseline "
-          f"and {args.project_epochs} project epochs")
-    print(f"baseline (TransformerLens full forward): {base:8.1f} ms/epoch")
-    print(f"project trainer:                          {proj:8.1f} ms/epoch")
-    print(f"ratio (baseline / project):               {base / proj:8.2f}x")
-    print(f"a 25,000-epoch run at this speed: {25_000 * proj / 6e4:.1f} min training "
-          f"(baseline {25_000 * base / 6e4:.0f} min)")
+        for task, cfg in cfgs.items():
+            times[task, "baseline"].append(baseline_epochs(cfg, models[task, "baseline"], opts[task, "baseline"],
+                                                           args.epochs))
+            times[task, "project"].append(project_epochs(cfg, models[task, "project"], opts[task, "project"],
+                                                         args.project_epochs, args.compile))
+    median = {key: statistics.median(values) for key, values in times.items()}
+    print(f"device={args.device} p={args.p} threads={args.threads} project: test_every={args.test_every} "
+          f"compile={args.compile} onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'}; "
+          f"{args.rounds} rounds of {args.epochs} baseline and {args.project_epochs} project epochs per task")
+    for task in tasks:
+        base, proj = median[task, "baseline"], median[task, "project"]
+        n_pairs = len(data.operands(cfgs[task])) ** 2
+        print(f"task {task} ({n_pairs} pairs; first call incl. compilation {warm[task]:.1f} s)")
+        print(f"  baseline (TransformerLens full forward): {base:8.1f} ms/epoch")
+        print(f"  project trainer:                          {proj:8.1f} ms/epoch")
+        print(f"  ratio (baseline / project):               {base / proj:8.2f}x")
+        print(f"  a 25,000-epoch run at this speed: {25_000 * proj / 6e4:.1f} min training "
+              f"(baseline {25_000 * base / 6e4:.0f} min)")
+        if task != tasks[0]:
+            print(f"  project trainer, {task} / {tasks[0]}: {proj / median[tasks[0], 'project']:.3f}; "
+                  f"baseline {base / median[tasks[0], 'baseline']:.3f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ mixes the values in head space (``d_head`` wide) before the one ``W_O`` matmul, 
 same when compiled. Only the ``=`` position runs the MLP and the unembedding. It reads and
 differentiates the bridge's own parameter tensors, so gradients land where the optimiser
 expects them and checkpoints are the bridge's ``state_dict``. ``tests/test_fast.py`` shows logits and gradients match the
-TransformerLens forward. Applies to 1-layer models without LayerNorm (biases frozen at zero);
+TransformerLens forward. Applies to 1-layer models without LayerNorm (biases frozen at zero),
+whatever the task (``tasks.problems``: a task only changes which pairs come in and their labels);
 anything else uses the bridge forward.
 """
 
