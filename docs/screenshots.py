@@ -1,13 +1,17 @@
 """The screenshots in the README and docs/, taken from the current viewer on a run:
 
     .venv/bin/python docs/screenshots.py --runs DIR --run RUN_ID [--epoch N] [--out docs]
+    .venv/bin/python docs/screenshots.py --grid-runs DIR [--out docs]
 
 Serves the viewer on the runs root (``panel serve viz/app.py``), opens it in headless Chromium
 (launched as the browser tests launch it, ``tests/chromium.py``) in a 1,480 × 900 window, and
 writes ``viewer.png`` (the Run page's first screen, at ``--epoch``), ``neurons.png`` (the neuron
 views at the last epoch, the grid on the largest frequency cluster), ``progress.png`` (the
 Progress measures tab), ``train.png`` (the Train page) and ``report-p<p>.png`` (the validation
-report of ``tdw report``, rendered in the same browser)."""
+report of ``tdw report``, rendered in the same browser). With ``--grid-runs`` (a sweep over
+tasks and training fractions), ``task-grid.png``: the Compare runs page's grid of the epoch to
+generalise per task × training fraction over every run of that root, whose numbers it also
+prints as a markdown table."""
 
 from __future__ import annotations
 
@@ -127,17 +131,21 @@ def shoot(browser, url: str, run: str, epoch: int | None, out: Path, p: int, run
         page.close()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", required=True, help="the runs root")
-    ap.add_argument("--run", required=True, help="the run id to show")
-    ap.add_argument("--epoch", type=int, help="the epoch shown (default: the last analysed)")
-    ap.add_argument("--out", default=str(ROOT / "docs"), help="where the PNGs go (default: docs/)")
-    args = ap.parse_args()
-    runs = os.path.abspath(args.runs)
-    p = json.loads((Path(runs) / args.run / "config.json").read_text())["p"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+def shoot_grid(browser, url: str, out: Path) -> None:
+    page = browser.new_page(viewport=WINDOW)
+    page.goto(url + "?page=compare")
+    page.get_by_text("task × fraction grid", exact=True).click()
+    settle(page, ["task_grid"])
+    page.mouse.move(1, 1)
+    box = page.evaluate(BOX, ["task_grid"])
+    pad = 8
+    page.screenshot(path=out / "task-grid.png", full_page=True, clip={
+        "x": box["x"] - pad, "y": box["y"] - pad, "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad})
+    page.close()
+
+
+def shots(runs: str, take) -> None:
+    """Serve the viewer on ``runs`` and call ``take(browser, url)``."""
     proc, url = serve(runs)
     try:
         from playwright.sync_api import sync_playwright
@@ -145,14 +153,40 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = chromium.launch(pw)
             try:
-                shoot(browser, url, args.run, args.epoch, out, p, runs)
+                take(browser, url)
             finally:
                 browser.close()
     finally:
         proc.terminate()
         proc.wait(10)
-    print("\n".join(str(out / name) for name in ("viewer.png", "neurons.png", "progress.png", "train.png",
-                                                 f"report-p{p}.png")))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", help="the runs root of --run")
+    ap.add_argument("--run", help="the run id to show")
+    ap.add_argument("--epoch", type=int, help="the epoch shown (default: the last analysed)")
+    ap.add_argument("--grid-runs", help="a runs root of a sweep over tasks and fractions: task-grid.png")
+    ap.add_argument("--out", default=str(ROOT / "docs"), help="where the PNGs go (default: docs/)")
+    args = ap.parse_args()
+    if bool(args.runs) != bool(args.run) or not (args.run or args.grid_runs):
+        ap.error("give --runs and --run, or --grid-runs, or both")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if args.run:
+        runs = os.path.abspath(args.runs)
+        p = json.loads((Path(runs) / args.run / "config.json").read_text())["p"]
+        shots(runs, lambda browser, url: shoot(browser, url, args.run, args.epoch, out, p, runs))
+        written += ["viewer.png", "neurons.png", "progress.png", "train.png", f"report-p{p}.png"]
+    if args.grid_runs:
+        from viz import data, grid
+
+        runs = os.path.abspath(args.grid_runs)
+        shots(runs, lambda browser, url: shoot_grid(browser, url, out))
+        written.append("task-grid.png")
+        print(grid.markdown(grid.outcomes(runs, data.runs(runs))))
+    print("\n".join(str(out / name) for name in written))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LinearColorMapper
+from bokeh.models import ColorBar, ColumnDataSource, FactorRange, HoverTool, LogColorMapper
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
@@ -100,12 +100,13 @@ def plot(found: list[Outcome], width: int = 900):
     formula = {o.task: o.formula for o in found}
     rows = [f"{t}: {formula[t]}" for t in tasks]
     cols = [f"{f:g}" for f in fracs]
-    epochs = [c.epoch for c in grid if c.epoch is not None]
-    low, high = (math.log10(max(min(epochs), 1)), math.log10(max(max(epochs), 1))) if epochs else (0.0, 1.0)
-    mapper = LinearColorMapper(palette=Viridis256, low=low, high=high if high > low else low + 1)
+    epochs = [max(c.epoch, 1) for c in grid if c.epoch is not None]
+    low, high = (min(epochs), max(epochs)) if epochs else (1, 10)
+    mapper = LogColorMapper(palette=Viridis256, low=low, high=high if high > low else 10 * low,
+                            nan_color=NOT_GENERALISED)
     source = ColumnDataSource({
         "row": [f"{c.task}: {formula[c.task]}" for c in grid], "col": [f"{c.frac:g}" for c in grid],
-        "value": [math.log10(max(c.epoch, 1)) if c.epoch is not None else math.nan for c in grid],
+        "value": [max(c.epoch, 1) if c.epoch is not None else math.nan for c in grid],
         "hatch": ["/" if c.epoch is None else " " for c in grid],
         "text": [c.text for c in grid],
         "ink": ["black" if c.epoch is None or _light(c.epoch, low, high) else "white" for c in grid],
@@ -117,7 +118,7 @@ def plot(found: list[Outcome], width: int = 900):
     fig.rect(x="col", y="row", width=0.96, height=0.92, source=source, line_color="white",
              fill_color={"field": "value", "transform": mapper}, hatch_pattern="hatch", hatch_color="#8c8c8c",
              hatch_alpha=0.5)
-    mapper.nan_color = NOT_GENERALISED
+    fig.add_layout(ColorBar(color_mapper=mapper, width=12, title="epoch", padding=4), "right")
     fig.text(x="col", y="row", text="text", source=source, text_align="center", text_baseline="middle",
              text_color="ink", text_font_size="12px")
     fig.select_one(HoverTool).tooltips = [("task", "@row"), ("training fraction", "@col"), ("runs", "@runs")]
@@ -129,8 +130,9 @@ def plot(found: list[Outcome], width: int = 900):
 
 
 def _light(epoch: float, low: float, high: float) -> bool:
-    """Whether the cell's colour is light (Viridis's upper part: yellow-green): black text on it."""
-    return (math.log10(max(epoch, 1)) - low) / max(high - low, 1e-9) > 0.6
+    """Whether the cell's colour is light (Viridis's upper part, yellow-green, on the log scale
+    from ``low`` to ``high``): black text on it."""
+    return math.log(max(epoch, 1) / low) / max(math.log(high / low), 1e-9) > 0.6
 
 
 def markdown(found: list[Outcome]) -> str:
