@@ -27,10 +27,22 @@ def test_grid_is_the_product_of_the_axes_without_duplicates():
     assert [c.p for c in grid("smoke", primes=[13, 17])] == [13, 17]
 
 
+def test_the_task_is_a_sweep_axis():
+    """`tdw sweep --tasks add,mul --fracs 0.3,0.5`: every task at every fraction, each its own run."""
+    from cli.main import _knob_values, parser
+
+    args = parser().parse_args(["sweep", "--preset", "smoke", "--tasks", "add,mul", "--fracs", "0.3,0.5"])
+    configs = grid("smoke", **_knob_values(args))
+    assert [(c.task, c.frac_train) for c in configs] == [("add", 0.3), ("add", 0.5), ("mul", 0.3), ("mul", 0.5)]
+    assert len({c.run_id for c in configs}) == 4
+    assert grid("smoke", tasks=["add"])[0].run_id == grid("smoke")[0].run_id  # add: the ids of before
+
+
 @pytest.mark.parametrize("axes,message", [
     ({"primes": [31, 33]}, "odd prime"),
     ({"fracs": [0.3, 1.5]}, "frac_train"),
     ({"seeds": []}, "empty"),
+    ({"tasks": ["add", "nope"]}, "unknown task 'nope'"),
     ({"widths": [1]}, "unknown sweep axes"),
 ])
 def test_a_bad_axis_value_is_refused_before_anything_runs(axes, message):
@@ -106,3 +118,21 @@ def test_two_by_two_sweep_runs_children_in_processes_and_resumes(root):
         assert sweep_flow(**kwargs) == run_ids  # again: finished runs are not retrained
         assert {k: os.path.getmtime(os.path.join(layout.checkpoint_dir(root, k[0]), k[1]))
                 for k in ckpts} == ckpts
+
+
+@pytest.mark.slow
+def test_a_sweep_over_tasks_trains_and_analyses_each(root, capsys):
+    """`tdw sweep --tasks add,mul --fracs 0.3 --preset smoke`: both runs trained on their own
+    task's data and every checkpoint analysed."""
+    from cli.main import main
+    from tasks.runs import load_config
+
+    argv = ["sweep", "--preset", "smoke", "--tasks", "add,mul", "--fracs", "0.3", "--runs", root,
+            "--device", "cpu", "--concurrency", "2"]
+    with prefect_test_harness(server_startup_timeout=60):
+        assert main(argv) == 0, capsys.readouterr().err
+    run_ids = layout.list_run_ids(root)
+    assert sorted(load_config(root, r).task for r in run_ids) == ["add", "mul"]
+    for run_id in run_ids:
+        assert pending_epochs(root, run_id) == []  # every checkpoint analysed
+        assert progress.read(root, run_id)["epoch"] == 149
