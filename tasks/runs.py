@@ -17,7 +17,7 @@ import torch
 from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
-from tasks import onednn, progress
+from tasks import onednn, problems, progress
 from tasks.lock import layout_lock, training_lock
 from tasks.analyses import ANALYSES, BY_NAME, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
@@ -299,7 +299,7 @@ def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> li
         return None
     model = build_model(cfg)
     ckpt.load_into(model, layout.checkpoint_path(root, run_id, final), cfg, final)
-    keys = key_frequencies(model.W_E.detach(), cfg.p, threshold)
+    keys = key_frequencies(model.W_E.detach(), problems.get(cfg.task).basis(cfg.p), threshold)
     store = open_run(root, run_id)
     if store.key_frequencies() != keys:
         store.write_key_frequencies(keys, rule=KEY_RULE, threshold=threshold, from_epoch=final)

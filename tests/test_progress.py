@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from tasks import problems
 from tasks.analyses.attention import attention_measures
 from tasks.analyses.fourier import key_frequencies
 from tasks.analyses.progress import accuracy_from_logits, logit_periodicity, progress_from_logits
 from tasks.analyses.weights import gini, measures_from_weights, participation_ratio
 
 P = 13
+B = problems.get("add").basis(P)  # the basis positions of addition's answers are the answers
 
 
 def _pairs(p=P):
@@ -53,13 +55,13 @@ def test_restricted_and_excluded_loss_of_a_trig_model():
     idx = torch.arange(P * P)
     train, test = idx[::3], idx[1::3]
     _, _, c = _pairs()
-    out = progress_from_logits(logits, c, [3], train, test)
+    out = progress_from_logits(logits, c, c, B, [3], train, test)
     full = torch.nn.functional.cross_entropy(logits, c).item()
     np.testing.assert_allclose(out["restricted_loss"], full, rtol=1e-9)  # nothing else to drop
     assert out["excluded_loss"] == pytest.approx(math.log(P), rel=1e-9)  # nothing left: uniform
     assert out["excluded_loss_by_freq"][2] == pytest.approx(math.log(P), rel=1e-9)
     assert np.isnan(np.delete(out["excluded_loss_by_freq"], 2)).all()  # only key frequencies
-    other = progress_from_logits(logits, c, [3, 4], train, test)["excluded_loss_by_freq"][3]
+    other = progress_from_logits(logits, c, c, B, [3, 4], train, test)["excluded_loss_by_freq"][3]
     assert other == pytest.approx(torch.nn.functional.cross_entropy(logits[train], c[train]).item(), rel=1e-9)
     assert out["logit_periodicity"] == pytest.approx(1.0)
 
@@ -70,7 +72,7 @@ def test_restricted_loss_drops_noise_outside_the_key_frequencies():
     noisy = clean + 2.0 * _trig_logits([5], scale=1.0)  # a non-key frequency
     idx = torch.arange(P * P)
     _, _, c = _pairs()
-    out = progress_from_logits(noisy, c, [3], idx[::2], idx[1::2])
+    out = progress_from_logits(noisy, c, c, B, [3], idx[::2], idx[1::2])
     assert out["restricted_loss"][2] == pytest.approx(torch.nn.functional.cross_entropy(clean, c).item(), rel=1e-9)
 
 
@@ -91,7 +93,7 @@ def test_weight_measures_shapes_and_sums():
     w = {"W_E": torch.randn(P + 1, 8), "W_pos": torch.randn(3, 8), "W_Q": torch.randn(2, 8, 4),
          "W_K": torch.randn(2, 8, 4), "W_V": torch.randn(2, 8, 4), "W_O": torch.randn(2, 4, 8),
          "W_in": torch.randn(8, 16), "W_out": torch.randn(16, 8), "W_U": torch.randn(8, P)}
-    out = measures_from_weights(w, P)
+    out = measures_from_weights(w, B)
     assert out["sum_sq_weights"][0] == pytest.approx((w["W_E"].double() ** 2).sum().item())
     assert out["sum_sq_weights_total"] == pytest.approx(sum((v.double() ** 2).sum().item() for v in w.values()))
     assert out["wl_freq_norm"].shape == (16, (P - 1) // 2)
@@ -104,7 +106,7 @@ def test_key_frequencies_from_a_planted_embedding():
     W_E[:P, 0] = torch.cos(2 * math.pi * 2 * x / P)
     W_E[:P, 1] = 0.8 * torch.sin(2 * math.pi * 5 * x / P)
     W_E[:P, 2] = 0.1 * torch.cos(2 * math.pi * 4 * x / P)
-    assert key_frequencies(W_E, P, threshold=0.5) == [2, 5]
+    assert key_frequencies(W_E, B, threshold=0.5) == [2, 5]
 
 
 def test_accuracy_per_class():
@@ -121,7 +123,7 @@ def test_attention_measures():
     a, b, _ = _pairs()
     to_a = 0.5 + 0.4 * torch.cos(2 * math.pi * 3 * (a + b).double() / P)
     pattern = torch.stack([to_a, 1 - to_a, torch.zeros_like(to_a)], dim=-1)[:, None, :].repeat(1, 2, 1)
-    out = attention_measures(pattern, pattern[:, :, 0].T.reshape(-1, P, P), P)
+    out = attention_measures(pattern, pattern[:, :, 0].T.reshape(-1, P, P), B)
     assert out["attention_mean"].shape == (2, 3)
     np.testing.assert_allclose(out["attention_mean"][:, 0], 0.5, atol=1e-6)
     assert out["head_freq_fraction"][0].argmax() == 2 and out["head_freq_fraction"][0, 2] == pytest.approx(1.0, abs=1e-5)

@@ -11,6 +11,8 @@ import pytest
 from tasks import data
 from tasks.analyses import ANALYSES, BY_NAME, fourier, reach
 from tasks.analyses.probe import Probe
+from tasks.problems import multiplicative
+from tasks.problems.basis import Basis
 
 GRID = {"neuron_activations", "neuron_frequencies", "attention"}
 
@@ -27,7 +29,8 @@ def _versions() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("helper, dependents", [
-    (inspect.unwrap(fourier.fourier_basis), {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
+    (inspect.unwrap(fourier.basis_matrix), {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
+    (fourier.by_frequency, {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
     (data.labels, {"accuracy", "progress_measures"}),
     (data.split, {"accuracy", "progress_measures"}),
     (data.operand_grid, GRID),
@@ -42,6 +45,21 @@ def test_a_changed_helper_marks_exactly_its_dependents_stale(monkeypatch, fresh_
     monkeypatch.setattr(reach, "_source", lambda obj: source(obj) + ("# edited\n" if obj is helper else ""))
     after = _versions()
     assert {name for name in before if before[name] != after[name]} == dependents
+
+
+FOURIER = {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention", "progress_measures"}
+
+
+@pytest.mark.parametrize("helper", [Basis.matrix.func, Basis.position, inspect.unwrap(multiplicative.primitive_root)])
+def test_a_changed_basis_or_task_marks_the_fourier_analyses_stale(monkeypatch, fresh_digests, helper):
+    """The task registry's code (the bases in tasks/problems/basis.py, the discrete logs) is in
+    every analysis that reads the task: a change there recomputes at least every Fourier one."""
+    before = _versions()
+    source = reach._source
+    reach.code_digest.cache_clear()
+    monkeypatch.setattr(reach, "_source", lambda obj: source(obj) + ("# edited\n" if obj is helper else ""))
+    after = _versions()
+    assert FOURIER <= {name for name in before if before[name] != after[name]}
 
 
 def test_versions_cover_parameters_and_key_frequencies_and_are_cached(fresh_digests):

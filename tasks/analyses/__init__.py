@@ -2,7 +2,8 @@
 key_freqs)``), the hooks it reads and the variables it writes (with their dimensions). Adding an
 analysis = a pure function in an analysis module, a row here and a test; the viewer draws its
 variables by their dimensions on its "Every analysis" tab (a curated view in ``viz/`` is
-optional). Analyses read the task (inputs, labels, operand grid, split) from the probe only.
+optional). Analyses read the task (inputs, labels, operand grid, split, and the basis every
+Fourier quantity is computed in) from the probe only.
 
 An analysis's version hashes the source of its function and of the project code it reaches
 (``tasks.analyses.reach``: the helpers it calls in any module, the ``Probe`` members it uses and
@@ -50,26 +51,29 @@ def _v(name, dims, dtype, long_name, description, **kw) -> Variable:
 ANALYSES: tuple[Analysis, ...] = (
     Analysis("embedding_spectrum", fourier.embedding_spectrum, (
         _v("embedding_spectrum", ("component",), "float32", "embedding Fourier norm",
-           "||(F @ W_E[:p])[i, :]|| per Fourier basis row", hook="W_E"),
+           "||(F @ W_E[values])[i, :]|| per row of the run's basis F (the operand tokens in basis order)",
+           hook="W_E"),
         _v("embedding_freq_norm", ("freq",), "float32", "embedding Fourier norm per frequency",
-           "sqrt(cos_k² + sin_k²) of the row norms", hook="W_E"),
+           "sqrt(cos_k² + sin_k²) of the row norms (|cos n/2| for an even basis's top frequency)", hook="W_E"),
     )),
     Analysis("neuron_activations", activations.neuron_activations, (
         _v("neuron_activations", ("neuron", "a", "b"), "float16", "MLP neuron activation",
-           "post-ReLU activation at '=' over all (a, b); float16 for viewing", hook=HOOK_POST, inner_chunk=16),
+           "post-ReLU activation at '=' over all (a, b) in basis order; float16 for viewing",
+           hook=HOOK_POST, inner_chunk=16),
     ), hooks=(HOOK_POST,)),
     Analysis("neuron_frequencies", fourier.neuron_frequencies, (
         _v("neuron_freq_fraction", ("neuron", "freq"), "float32", "neuron frequency fraction",
-           "fraction of the centred (a, b) map's variance in the {const, cos k, sin k} block of F N Fᵀ",
+           "fraction of the centred (a, b) map's variance in the {const, cos k, sin k} block of F N Fᵀ "
+           "({const, cos n/2} for an even basis's top frequency)",
            hook=HOOK_POST),
     ), hooks=(HOOK_POST,)),
     Analysis("weight_measures", weights.weight_measures, (
         _v("gini_embedding", (), "float64", "Gini of W_E's Fourier norms",
-           "Hurley-Rickard Gini of ||(F @ W_E[:p])[i]|| over basis rows i"),
+           "Hurley-Rickard Gini of ||(F @ W_E[values])[i]|| over basis rows i"),
         _v("gini_wl", (), "float64", "Gini of W_L's Fourier norms",
-           "Gini of the norm over neurons of F-transformed W_L = W_out @ W_U, per basis row"),
+           "Gini of the norm over neurons of F-transformed W_L = W_out @ W_U[:, values], per basis row"),
         _v("wl_freq_norm", ("neuron", "freq"), "float32", "W_L Fourier norm per neuron",
-           "sqrt(cos_k² + sin_k²) of each neuron's W_L row in the Fourier basis"),
+           "sqrt(cos_k² + sin_k²) of each neuron's W_L row (classes in basis order) in the run's basis"),
         _v("sum_sq_weights", ("param",), "float64", "sum of squared weights", "per weight matrix"),
         _v("sum_sq_weights_total", (), "float64", "total sum of squared weights", "over every trainable weight"),
         _v("participation_ratio", ("matrix",), "float64", "participation ratio",
@@ -86,18 +90,20 @@ ANALYSES: tuple[Analysis, ...] = (
         _v("attention_to_a", ("head", "a", "b"), "float32", "attention from '=' to a",
            "attention weight from '=' to the a token, per input", hook=HOOK_PATTERN),
         _v("head_freq_fraction", ("head", "freq"), "float32", "head frequency fraction",
-           "Fourier variance fractions of each head's attention-to-a map", hook=HOOK_PATTERN),
+           "variance fractions of each head's attention-to-a map in the run's basis", hook=HOOK_PATTERN),
     ), hooks=(HOOK_PATTERN,)),
     Analysis("progress_measures", progress.progress_measures, (
         _v("restricted_loss", ("split",), "float64", "restricted loss",
-           "float64 loss of the logits kept to the constant and key-frequency cos/sin(w_k(a+b)) terms", units="nats"),
+           "float64 loss of the logits kept to the constant and key-frequency cos/sin(w_k s) terms, "
+           "s the answer's basis position (a+b for add)", units="nats"),
         _v("excluded_loss", (), "float64", "excluded loss",
-           "float64 train loss with the key-frequency cos/sin(w_k(a+b)) terms removed", units="nats"),
+           "float64 train loss with the key-frequency cos/sin(w_k s) terms removed", units="nats"),
         _v("excluded_loss_by_freq", ("freq",), "float64", "excluded loss per frequency",
-           "float64 train loss with one key frequency's cos/sin(w_k(a+b)) terms removed; "
+           "float64 train loss with one key frequency's cos/sin(w_k s) terms removed; "
            "NaN for the other frequencies", units="nats"),
         _v("logit_periodicity", (), "float64", "logit periodicity",
-           "fraction of centred-logit variance along cos(w_k(a+b-c)) over the key frequencies"),
+           "fraction of centred-logit variance along cos(w_k(s - s_c)) over the key frequencies, "
+           "classes in basis order"),
     ), needs_keys=True),
 )
 

@@ -8,22 +8,23 @@ import torch
 from tasks.analyses.fourier import neuron_freq_fraction
 from tasks.analyses.probe import Probe
 from tasks.model import HOOK_PATTERN
+from tasks.problems.basis import Basis
 
 
 def attention(probe: Probe) -> dict[str, np.ndarray]:
     """``attention_measures`` of the probe's attention patterns from '='."""
     pattern = probe.acts(HOOK_PATTERN)  # (n, head, key_pos)
-    return attention_measures(pattern, probe.on_grid(pattern[:, :, 0]), probe.p)
+    return attention_measures(pattern, probe.on_grid(pattern[:, :, 0]), probe.basis)
 
 
-def attention_measures(pattern: torch.Tensor, to_a: torch.Tensor, p: int) -> dict[str, np.ndarray]:
-    """``pattern`` (n, head, key_pos) from '=' in probe order; ``to_a`` (head, a, b): its
-    attention to the a token on the operand grid. Returns attention_mean (head, position: a, b,
-    =), attention_to_a (head, a, b), and head_freq_fraction (head, freq): the Fourier variance
-    fractions of each head's attention-to-a map."""
+def attention_measures(pattern: torch.Tensor, to_a: torch.Tensor, basis: Basis) -> dict[str, np.ndarray]:
+    """``pattern`` (rows, head, key_pos) from '=' in probe order; ``to_a`` (head, a, b): its
+    attention to the a token on the operand grid (basis order). Returns attention_mean (head,
+    position: a, b, =), attention_to_a (head, a, b), and head_freq_fraction (head, freq): the
+    variance fractions of each head's attention-to-a map in the run's basis."""
     to_a = to_a.float()
     return {
         "attention_mean": pattern.mean(dim=0).float().numpy(),
         "attention_to_a": to_a.numpy(),
-        "head_freq_fraction": neuron_freq_fraction(to_a, p),
+        "head_freq_fraction": neuron_freq_fraction(to_a, basis),
     }

@@ -1,7 +1,11 @@
-"""Fourier analyses of the embedding and of the MLP neurons (REFERENCE.md, "Analyses").
+"""Fourier analyses of the embedding and of the MLP neurons in the run's basis (REFERENCE.md,
+"Analyses" and "Other tasks and their bases").
 
-Frequencies are named by ``k = 1 .. (p-1)/2``; the basis rows are ``const, cos 1, sin 1, ...``
-(``store.schema.fourier_labels``), and the stored labels are the single truth.
+The basis (``tasks.problems.basis.Basis``) is the Fourier basis of Z_n laid over the operand
+values in basis order: n = p over the residues (add, sub, the polynomials), n = p - 1 over the
+discrete logs (mul, div). Its rows are ``const, cos 1, sin 1, ...`` and, for even n, one last
+row ``cos n/2``; frequencies are ``k = 1 .. n//2``, and frequency k owns the rows
+``basis.rows(k)`` (two, or the one ``cos n/2`` row). The stored labels are the basis's.
 """
 
 from __future__ import annotations
@@ -13,64 +17,67 @@ import torch
 
 from tasks.analyses.probe import Probe
 from tasks.model import HOOK_POST
+from tasks.problems.basis import Basis
 
 
-@functools.lru_cache(maxsize=8)
-def fourier_basis(p: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Orthonormal (p, p) basis: row 0 constant ``1/sqrt(p)``; rows ``2k-1, 2k`` are
-    ``cos(2*pi*k*x/p)``, ``sin(2*pi*k*x/p)`` scaled to unit norm."""
-    if p < 3 or p % 2 == 0:
-        raise ValueError(f"the Fourier basis needs an odd p >= 3, got {p}")
-    x = torch.arange(p, dtype=torch.float64)
-    rows = [torch.ones(p, dtype=torch.float64)]
-    for k in range(1, (p - 1) // 2 + 1):
-        rows += [torch.cos(2 * torch.pi * k * x / p), torch.sin(2 * torch.pi * k * x / p)]
-    basis = torch.stack(rows)
-    return (basis / basis.norm(dim=1, keepdim=True)).to(dtype)
+@functools.lru_cache(maxsize=16)
+def basis_matrix(basis: Basis, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``basis.matrix`` as a torch tensor: (n, n) orthonormal rows over basis positions."""
+    return torch.tensor(basis.matrix, dtype=torch.float64).to(dtype)
 
 
-def per_frequency(row_values: torch.Tensor) -> torch.Tensor:
-    """Combine the cos and sin rows of a per-basis-row norm: ``(..., p) -> (..., (p-1)/2)``,
-    ``sqrt(cos_k² + sin_k²)``."""
-    pairs = row_values[..., 1:].unflatten(-1, (-1, 2))
-    return pairs.pow(2).sum(-1).sqrt()
+def by_frequency(x: torch.Tensor, basis: Basis) -> torch.Tensor:
+    """Sum the last axis's basis rows per frequency: ``(..., n) -> (..., 1 + n//2)``, column 0
+    the const row, column k the rows of frequency k (cos k + sin k; for even n the last column
+    is the ``cos n/2`` row alone)."""
+    K = (basis.n - 1) // 2  # frequencies with a cos and a sin row
+    parts = [x[..., :1], x[..., 1:1 + 2 * K].unflatten(-1, (K, 2)).sum(-1)]
+    if basis.n % 2 == 0:
+        parts.append(x[..., -1:])
+    return torch.cat(parts, dim=-1)
+
+
+def per_frequency(row_values: torch.Tensor, basis: Basis) -> torch.Tensor:
+    """Combine a per-basis-row norm per frequency: ``(..., n) -> (..., n//2)``,
+    ``sqrt(cos_k² + sin_k²)`` (``|cos n/2|`` for the even-n top frequency)."""
+    return by_frequency(row_values.pow(2), basis)[..., 1:].sqrt()
 
 
 def embedding_spectrum(probe: Probe) -> dict[str, np.ndarray]:
-    """The Fourier spectrum of the checkpoint's embedding (``embedding_norms``)."""
-    return embedding_norms(probe.weights["W_E"].cpu(), probe.p)
+    """The embedding's spectrum in the run's basis (``embedding_norms``)."""
+    return embedding_norms(probe.weights["W_E"].cpu(), probe.basis)
 
 
 def neuron_frequencies(probe: Probe) -> dict[str, np.ndarray]:
     """Each MLP neuron's frequency fractions over its map on the operand grid."""
-    return {"neuron_freq_fraction": neuron_freq_fraction(probe.on_grid(probe.acts(HOOK_POST)), probe.p)}
+    return {"neuron_freq_fraction": neuron_freq_fraction(probe.on_grid(probe.acts(HOOK_POST)), probe.basis)}
 
 
-def embedding_norms(W_E: torch.Tensor, p: int) -> dict[str, np.ndarray]:
-    """``W_E (d_vocab, d_model)`` -> norms of ``F @ W_E[:p]`` per basis row, shape (p,), and per
-    frequency, shape ((p-1)/2,). Parseval: ``sum(norms²) == ||W_E[:p]||²``."""
-    coeffs = fourier_basis(p, torch.float64) @ W_E[:p].double()  # (component, d_model)
+def embedding_norms(W_E: torch.Tensor, basis: Basis) -> dict[str, np.ndarray]:
+    """``W_E (d_vocab, d_model)`` -> norms of ``F @ W_E[values]`` (the operand tokens' rows in
+    basis order) per basis row, shape (n,), and per frequency, shape (n//2,). Parseval:
+    ``sum(norms²) == ||W_E[values]||²``."""
+    coeffs = basis_matrix(basis, torch.float64) @ W_E[list(basis.values)].double()  # (component, d_model)
     norms = coeffs.norm(dim=1)
     return {
         "embedding_spectrum": norms.float().numpy(),
-        "embedding_freq_norm": per_frequency(norms).float().numpy(),
+        "embedding_freq_norm": per_frequency(norms, basis).float().numpy(),
     }
 
 
-def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
-    """``acts (neuron, a, b)`` -> fraction of each neuron's centred variance in frequency k,
-    shape (neuron, (p-1)/2), values in [0, 1], each row summing to <= 1.
+def neuron_freq_fraction(acts: torch.Tensor, basis: Basis) -> np.ndarray:
+    """``acts (neuron, a, b)`` on the grid in basis order -> fraction of each neuron's centred
+    variance in frequency k, shape (neuron, n//2), values in [0, 1], each row summing to <= 1.
 
-    For a neuron map N (centred), ``A = F N Fᵀ``; frequency k owns the 3×3 block of rows and
-    columns {const, cos k, sin k}. A constant neuron has no variance and gets zeros.
+    For a neuron map N (centred), ``A = F N Fᵀ``; frequency k owns the block of rows and
+    columns {const, cos k, sin k} (for the even-n top frequency {const, cos n/2}: sin n/2 is
+    identically zero). A constant neuron has no variance and gets zeros.
     """
-    basis = fourier_basis(p, torch.float32)
+    F = basis_matrix(basis, torch.float32)
     centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
-    energy = (basis @ centred @ basis.T).pow_(2)  # (neuron, component, component)
-    n, K = len(energy), (p - 1) // 2
-    # sum rows 2k-1, 2k (cos k, sin k) into row k: (neuron, 1 + K, p); then the same for columns
-    rows = torch.cat([energy[:, :1], energy[:, 1:].reshape(n, K, 2, p).sum(2)], dim=1)
-    grouped = torch.cat([rows[:, :, :1], rows[:, :, 1:].reshape(n, K + 1, K, 2).sum(-1)], dim=2)
+    energy = (F @ centred @ F.T).pow_(2)  # (neuron, component, component)
+    rows = by_frequency(energy.transpose(1, 2), basis)  # (neuron, component, 1 + K): rows summed
+    grouped = by_frequency(rows.transpose(1, 2), basis)  # (neuron, 1 + K, 1 + K)
     diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, 1 + K)
     block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
     total = centred.pow(2).sum(dim=(1, 2))[:, None]  # Parseval: F is orthonormal
@@ -81,8 +88,8 @@ def neuron_freq_fraction(acts: torch.Tensor, p: int) -> np.ndarray:
 KEY_RULE = "embedding norm per frequency >= threshold x its maximum, at the final checkpoint"
 
 
-def key_frequencies(W_E: torch.Tensor, p: int, threshold: float = 0.5) -> list[int]:
-    """The run's key frequencies k (1-based): those whose embedding norm
+def key_frequencies(W_E: torch.Tensor, basis: Basis, threshold: float = 0.5) -> list[int]:
+    """The run's key frequencies k (1-based, in the run's basis): those whose embedding norm
     ``sqrt(cos_k² + sin_k²)`` is at least ``threshold`` times the largest."""
-    norms = torch.from_numpy(embedding_norms(W_E, p)["embedding_freq_norm"])
+    norms = torch.from_numpy(embedding_norms(W_E, basis)["embedding_freq_norm"])
     return [int(k) + 1 for k in torch.nonzero(norms >= threshold * norms.max()).flatten()]

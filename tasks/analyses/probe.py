@@ -1,6 +1,7 @@
 """One checkpoint's inputs to every analysis, and the one place analyses read the task from: the
-probe's inputs, labels, operand grid and split (built by ``tasks.data``), the checkpoint's
-weights and, on demand, one forward pass over the full probe with a filtered activation cache."""
+task's problem and analysis basis (``tasks.problems``), the probe's inputs, labels, operand grid
+and split (built by ``tasks.data``), the checkpoint's weights and, on demand, one forward pass
+over the full probe with a filtered activation cache."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from functools import cached_property
 
 import torch
 
-from tasks import data
+from tasks import data, problems
 from tasks.config import RunConfig
 from tasks.fast import FastForward, applies
 from tasks.model import HOOK_PATTERN, HOOK_POST, weights
+from tasks.problems import Problem
+from tasks.problems.basis import Basis
 
 FAST_HOOKS = {HOOK_POST, HOOK_PATTERN}
 
@@ -26,9 +29,12 @@ def _at_equals(hook: str, acts: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Probe:
-    """Rows are the task's full probe, n = p² inputs in a-major order. ``inputs`` (n, 3) and
-    ``labels`` (n,): the task's data; ``grid``: the operands the rows enumerate (``{"a": values,
-    "b": values}``), and ``on_grid`` lays per-row values out on it; ``train_idx``, ``test_idx``:
+    """Rows are the task's full probe: every operand pair in basis order, a-major (row i*n + j
+    is ``a = basis.values[i]``, ``b = basis.values[j]``). ``problem`` and ``basis``: the task
+    and the basis its Fourier analyses use; ``inputs`` (rows, 3) and ``labels`` (rows,): the
+    task's data (the answer's token); ``label_positions`` (rows,): each answer's position in the
+    basis; ``grid``: the operands the rows enumerate (``{"a": values, "b": values}``), and
+    ``on_grid`` lays per-row values out on it; ``train_idx``, ``test_idx``:
     the run's split as row indices; ``weights``: TransformerLens-named weights (see
     ``tasks.model.weights``); ``acts(hook)``: that hook's activations at ``=``, shape (n, ...);
     ``logits()``: (n, classes) at ``=``. One forward serves them all."""
@@ -44,20 +50,34 @@ class Probe:
         return self.cfg.p
 
     @cached_property
+    def problem(self) -> Problem:
+        return problems.get(self.cfg.task)
+
+    @cached_property
+    def basis(self) -> Basis:
+        return self.problem.basis(self.p)
+
+    @cached_property
     def weights(self) -> dict[str, torch.Tensor]:
         return weights(self.model)
 
     @cached_property
     def inputs(self) -> torch.Tensor:
-        return data.full_probe(self.p)
+        return data.full_probe(self.cfg)
 
     @cached_property
     def labels(self) -> torch.Tensor:
-        return data.labels(self.p)
+        return data.labels(self.cfg)
+
+    @cached_property
+    def label_positions(self) -> torch.Tensor:
+        """(rows,) int64: the basis position of each row's answer (``i + j mod n`` for add and
+        mul); -1 for an answer outside the basis."""
+        return torch.from_numpy(self.basis.position(self.labels.numpy()))
 
     @cached_property
     def grid(self) -> dict[str, torch.Tensor]:
-        return data.operand_grid(self.p)
+        return data.operand_grid(self.cfg)
 
     def on_grid(self, values: torch.Tensor) -> torch.Tensor:
         """``(n, k)`` in row order -> ``(k, *grid)``, e.g. each neuron's (a, b) map."""
@@ -65,7 +85,7 @@ class Probe:
 
     @cached_property
     def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return data.split(self.p, self.cfg.frac_train, self.cfg.data_seed)
+        return data.split(self.cfg)
 
     @property
     def train_idx(self) -> torch.Tensor:

@@ -11,12 +11,16 @@ members used on them (``probe.logits()``, ``self._forward``) to that class's met
 cached property, so an analysis depends on the members of ``Probe`` it uses, not on the whole
 class. Plain constants (strings, numbers, and tuples, sets and dicts of them) are kept by value;
 a table of other things (a registry of instances) by its entries; an instance of a project
-class by its class. Names bound at run time only (a method called on a value a function
+class by its class and, for a dataclass, by its fields' values (a ``Problem`` row: its name,
+formula and the functions that give its operands, labels and basis, so the task registry's
+code, ``tasks.problems.basis`` included, is in every analysis that reads the task). Names bound
+at run time only (a method called on a value a function
 computes) are not followed; for the analyses that is the model, which a checkpoint fixes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import dis
 import functools
 import hashlib
@@ -143,8 +147,11 @@ class _Walk:
         elif isinstance(obj, (tuple, list, dict)):  # a table: what its entries are
             for i, item in enumerate(obj.values() if isinstance(obj, dict) else obj):
                 self.resolve(item, f"{key}[{i}]")
-        elif self.ours(type(obj)):  # an instance of a project class: the class
+        elif self.ours(type(obj)):  # an instance of a project class: the class, a dataclass's fields
             self.resolve(type(obj), key)
+            if dataclasses.is_dataclass(obj):
+                for f in dataclasses.fields(obj):
+                    self.resolve(getattr(obj, f.name), f"{key}.{f.name}")
 
 
 def reach(fn: types.FunctionType, roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
