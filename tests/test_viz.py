@@ -367,12 +367,13 @@ def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):
 
 
 
-MUL_VALUES = (1, 3, 2, 6, 4, 5)  # 3^i mod 7, i = 0..5: the operands of mul at p = 7 in log order
+MUL_VALUES = (1, 5, 4, 6, 2, 3)  # 5^i mod 7, i = 0..5: the operands of mul at p = 7 in log order base 5
 
 
 def synthetic_mul_run(root: str, run_id: str = "p7-mul") -> None:
     """A tiny store as the analyses write one for ``mul`` at p = 7 (Z_6 over discrete logs base
-    3): operand axes of n = 6 in log order, components const .. cos 3 (the top frequency with no
+    5, a primitive root other than the registry's 3, so that what is shown is the store's):
+    operand axes of n = 6 in log order, components const .. cos 3 (the top frequency with no
     sine), frequencies 1..3, two analysed epochs of made-up values."""
     from store.run_store import create_run
 
@@ -389,8 +390,8 @@ def synthetic_mul_run(root: str, run_id: str = "p7-mul") -> None:
                        dimension_names=(name,), fill_value=None if values.dtype.kind == "U" else 0)[:] = values
     del g["freq_label"]
     g.attrs.update({"dim_sizes": {**g.attrs["dim_sizes"], "a": n, "b": n, "component": n, "freq": 3},
-                    "task": "mul", "task_formula": "(a · b) mod p", "basis_kind": "fourier", "generator": 3,
-                    "basis": "Fourier basis of Z_6 over discrete logs base 3"})
+                    "task": "mul", "task_formula": "(a · b) mod p", "basis_kind": "fourier", "generator": 5,
+                    "basis": "Fourier basis of Z_6 over discrete logs base 5"})
     rng = np.random.default_rng(0)
     arrays = {"embedding_spectrum": (("component",), (n,)), "neuron_activations": (("neuron", "a", "b"), (d_mlp, n, n)),
               "neuron_freq_fraction": (("neuron", "freq"), (d_mlp, 3))}
@@ -421,19 +422,19 @@ def test_a_mul_run_is_shown_in_its_basis(tmp_path, smoke_run):
     assert app.run_select.options == {"p7-mul · mul": "p7-mul", f"{cfg.run_id} · add": cfg.run_id}
     view = app.view
     assert "**task** mul, (a · b) mod p" in view.info.object
-    assert "**basis** Fourier basis of Z_6 over discrete logs base 3" in view.info.object
+    assert "**basis** Fourier basis of Z_6 over discrete logs base 5" in view.info.object
     spectrum = view.views["embedding_spectrum"]
     assert list(spectrum.source.data["x"]) == ["const", "cos 1", "sin 1", "cos 2", "sin 2", "cos 3"]
     assert list(spectrum.source.data["pos"]) == pytest.approx([0, 0.8, 1.2, 1.8, 2.2, 2.8])
-    assert "Z_6 over discrete logs base 3" in spectrum.figure.xaxis[0].axis_label
+    assert "Z_6 over discrete logs base 5" in spectrum.figure.xaxis[0].axis_label
     heat = view.views["neuron_heatmap"]
     assert _image(heat).shape == (6, 6)
-    assert heat.figure.xaxis[0].axis_label == "b = 3^j (j = log₃ b, in log order)"
-    assert heat.figure.yaxis[0].axis_label == "a = 3^i (i = log₃ a, in log order)"
+    assert heat.figure.xaxis[0].axis_label == "b = 5^j (j = log₅ b, in log order)"
+    assert heat.figure.yaxis[0].axis_label == "a = 5^i (i = log₅ a, in log order)"
     nf = view.views["neuron_frequencies"]
     assert _image(nf).shape == (8, 3) and (nf.figure.x_range.start, nf.figure.x_range.end) == (0.5, 3.5)
-    assert "discrete logs base 3" in nf.figure.xaxis[0].axis_label
+    assert "discrete logs base 5" in nf.figure.xaxis[0].axis_label
     assert _image(view.views["neuron_grid"]).shape[1] % (6 + view.views["neuron_grid"].gap) == 6
-    app.run_select.value = cfg.run_id  # an add run (a store without the task attributes reads as add)
-    assert "**task** add, (a + b) mod p" in app.view.info.object
+    app.run_select.value = cfg.run_id  # an add run
+    assert "**task** add, (a + b) mod p" in app.view.info.object and "Fourier basis of Z_31" in app.view.info.object
     assert app.view.views["neuron_heatmap"].figure.xaxis[0].axis_label == "b"

@@ -13,6 +13,7 @@ import numpy as np
 
 from store import layout
 from store.run_store import RunStore, StoreError, list_runs, open_run
+from tasks.problems import PROBLEMS
 
 # What reading a store that vanished or is damaged raises: the run's folder deleted (StoreError,
 # OSError), an array's metadata missing (KeyError), a chunk truncated (Zarr's codecs raise
@@ -200,15 +201,16 @@ class Task:
 @functools.lru_cache(maxsize=256)
 def task(root: str, run_id: str) -> Task:
     """The run's task from the store's root attributes (``task``, ``task_formula``, ``basis``,
-    ``basis_kind``, ``generator``); a store written before tasks were recorded is ``add``,
-    (a + b) mod p, over the Fourier basis of Z_p."""
+    ``basis_kind``, ``generator``). A store written before they were recorded has its task in
+    its config, or none (``add``), and its basis is the registry's for that task and p."""
     attrs = store(root, run_id).attrs
-    name = attrs.get("task") or attrs["config"].get("task", "add")
+    name = str(attrs.get("task") or attrs["config"].get("task", "add"))
+    if "task_formula" not in attrs:
+        basis = PROBLEMS[name].basis(attrs["config"]["p"])
+        return Task(name, PROBLEMS[name].formula, basis.description, basis.kind, basis.generator)
     generator = attrs.get("generator")
-    return Task(name=str(name), formula=str(attrs.get("task_formula", "(a + b) mod p")),
-                basis=str(attrs.get("basis", f"Fourier basis of Z_{attrs['config']['p']}")),
-                kind=str(attrs.get("basis_kind", "fourier")),
-                generator=None if generator in (None, "", "none") else int(generator))
+    return Task(name, str(attrs["task_formula"]), str(attrs["basis"]), str(attrs["basis_kind"]),
+                None if generator in (None, "", "none") else int(generator))
 
 
 @functools.lru_cache(maxsize=1024)
