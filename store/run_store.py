@@ -22,7 +22,9 @@ from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
 
 from store import direct_read, files, layout
-from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value
+from store.schema import SERIES_VARIABLES, Variable, coordinates, dim_sizes, fill_value, task_attributes
+from tasks import problems
+from tasks.problems.basis import Basis
 
 CODE_VERSION = "0.1.0"
 _COMPRESSOR = ZstdCodec(level=1)  # higher levels and shuffles bought nothing (DESIGN.md)
@@ -108,6 +110,15 @@ class RunStore:
             "p": cfg["p"], "d_mlp": cfg["model"]["d_mlp"], "n_heads": cfg["model"]["n_heads"],
             "num_epochs": cfg["num_epochs"]}
 
+    @property
+    def task(self) -> str:
+        """The run's task: the ``task`` attribute; a store written before tasks is ``add``."""
+        return str(self.group.attrs.get("task") or self.config.get("task", "add"))
+
+    def basis(self) -> Basis:
+        """The basis of the run's Fourier quantities (the task's, at the run's p)."""
+        return problems.get(self.task).basis(self.dims()["p"])
+
     def sizes(self) -> dict[str, int]:
         return dict(self.group.attrs["dim_sizes"])
 
@@ -133,12 +144,15 @@ class RunStore:
                 self.group[var.name].attrs.update(var.attrs)  # labels added since it was made
 
     def _ensure_coordinates(self, epochs: list[int] | None = None) -> None:
-        """Write the coordinate arrays (and sizes) this store lacks: a store written by an older
-        version gains the dimensions that newer analyses use."""
-        d = self.dims()
+        """Write the coordinate arrays (and sizes) this store lacks, and the task's root
+        attributes: a store written by an older version gains the dimensions that newer analyses
+        use, and an ``add`` store its task and basis."""
+        d, basis, problem = self.dims(), self.basis(), problems.get(self.task)
         epochs = list(self.epochs) if "epoch" in self.group else epochs
-        self.group.attrs["dim_sizes"] = dim_sizes(d["p"], d["d_mlp"], d["n_heads"], len(epochs), d["num_epochs"])
-        coords = coordinates(d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"])
+        if "task_formula" not in self.group.attrs:
+            self.group.attrs.update(task_attributes(problem.name, problem.formula, basis))
+        self.group.attrs["dim_sizes"] = dim_sizes(basis, d["p"], d["d_mlp"], d["n_heads"], len(epochs), d["num_epochs"])
+        coords = coordinates(basis, problem.formula, d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"])
         for name, (cdims, values, attrs) in coords.items():
             if name in self.group:
                 continue

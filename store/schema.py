@@ -1,8 +1,11 @@
 """Dimensions, coordinates and variable declarations of a run's store (no Zarr here).
 
-Every per-checkpoint variable has ``epoch`` first. The coordinate arrays make the store
-self-describing: ``xarray.open_zarr`` labels every axis, including the Fourier components
-(``const, cos 1, sin 1, ...``) and frequencies (``k = 1 .. (p-1)/2``).
+Every per-checkpoint variable has ``epoch`` first. The coordinate arrays and root attributes
+make the store self-describing: ``xarray.open_zarr`` labels every axis, including the operands
+``a``, ``b`` (the task's operand tokens in basis order: ``g^0, g^1, ...`` for a discrete-log
+basis), the basis rows ``component`` (``const, cos 1, sin 1, ...``) and the frequencies
+(``k = 1 .. n//2``) of the run's basis, whose description, kind and generator are root
+attributes (``task_attributes``). ``c`` is every class token 0 .. p-1.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from tasks.problems.basis import Basis
 
 SERIES_DIM = "series_epoch"  # every epoch 0 .. num_epochs-1 (the training series)
 SPLITS = ("train", "test", "all")
@@ -35,46 +40,51 @@ class Variable:
     attrs: dict = field(default_factory=dict)
 
 
-def fourier_labels(p: int) -> list[str]:
-    """Row labels of the Fourier basis: ``const, cos 1, sin 1, ..., cos k, sin k``."""
-    labels = ["const"]
-    for k in range(1, (p - 1) // 2 + 1):
-        labels += [f"cos {k}", f"sin {k}"]
-    return labels
+def task_attributes(task: str, formula: str, basis: Basis) -> dict:
+    """The root attributes that name a run's task and the basis of its Fourier quantities
+    (``generator``: g of a discrete-log basis, else None). A store without them is ``add``."""
+    return {"task": task, "task_formula": formula, "basis": basis.description, "basis_kind": basis.kind,
+            "generator": basis.generator}
 
 
-def dim_sizes(p: int, d_mlp: int, n_heads: int, n_checkpoints: int, num_epochs: int) -> dict[str, int]:
+def dim_sizes(basis: Basis, p: int, d_mlp: int, n_heads: int, n_checkpoints: int, num_epochs: int) -> dict[str, int]:
+    """Dimension sizes: the operand axes and basis rows have the basis's n entries, the
+    frequencies n//2, the classes p."""
     return {
         "epoch": n_checkpoints, SERIES_DIM: num_epochs, "neuron": d_mlp, "head": n_heads,
-        "a": p, "b": p, "c": p, "component": p, "freq": (p - 1) // 2,
+        "a": basis.n, "b": basis.n, "c": p, "component": basis.n, "freq": basis.n // 2,
         "split": len(SPLITS), "param": len(PARAMS), "matrix": len(MATRICES), "position": len(POSITIONS),
     }
 
 
-def coordinates(p: int, d_mlp: int, n_heads: int, checkpoint_epochs, num_epochs: int) -> dict:
+def coordinates(basis: Basis, formula: str, p: int, d_mlp: int, n_heads: int, checkpoint_epochs,
+                num_epochs: int) -> dict:
     """``name -> (dims, values, attrs)`` for every coordinate array."""
-    n_freq = (p - 1) // 2
+    n_freq = basis.n // 2
+    order = (f"in basis order ({basis.description}): position i is {basis.generator}^i mod p"
+             if basis.generator else f"in basis order ({basis.description})")
+    in_basis = {"basis": basis.description}
     return {
         "epoch": (("epoch",), np.asarray(checkpoint_epochs, dtype="int64"),
                   {"long_name": "checkpoint epoch", "description": "optimiser steps taken"}),
         SERIES_DIM: ((SERIES_DIM,), np.arange(num_epochs, dtype="int64"),
                      {"long_name": "epoch", "description": "optimiser steps taken"}),
-        "a": (("a",), np.arange(p), {"long_name": "first operand a"}),
-        "b": (("b",), np.arange(p), {"long_name": "second operand b"}),
-        "c": (("c",), np.arange(p), {"long_name": "output class (a + b) mod p"}),
+        "a": (("a",), np.asarray(basis.values), {"long_name": "first operand a", "description": order}),
+        "b": (("b",), np.asarray(basis.values), {"long_name": "second operand b", "description": order}),
+        "c": (("c",), np.arange(p), {"long_name": f"output class {formula}"}),
         "neuron": (("neuron",), np.arange(d_mlp), {"long_name": "MLP neuron"}),
         "head": (("head",), np.arange(n_heads), {"long_name": "attention head"}),
-        "component": (("component",), np.asarray(fourier_labels(p), dtype=str),
-                      {"long_name": "Fourier basis row"}),
+        "component": (("component",), np.asarray(basis.labels, dtype=str),
+                      {"long_name": "Fourier basis row", **in_basis}),
         "freq": (("freq",), np.arange(1, n_freq + 1),
-                 {"long_name": "frequency k", "description": "w_k = 2*pi*k/p"}),
+                 {"long_name": "frequency k", "description": f"w_k = 2*pi*k/{basis.n}", **in_basis}),
         "split": (("split",), np.asarray(SPLITS, dtype=str), {"long_name": "data split"}),
         "param": (("param",), np.asarray(PARAMS, dtype=str), {"long_name": "weight matrix (TransformerLens name)"}),
         "matrix": (("matrix",), np.asarray(MATRICES, dtype=str), {"long_name": "weight matrix"}),
         "position": (("position",), np.asarray(POSITIONS, dtype=str),
                      {"long_name": "key position attended to from '='"}),
         "freq_label": (("freq",), np.asarray([f"k={k}" for k in range(1, n_freq + 1)], dtype=str),
-                       {"long_name": "frequency label"}),
+                       {"long_name": "frequency label", **in_basis}),
     }
 
 

@@ -35,6 +35,8 @@ def test_xarray_opens_the_run_store_fully_labelled(smoke_run):
         for dim in var.dims:
             assert dim in ds.coords, (name, dim)
     assert ds.attrs["config"]["p"] == 31 and "code_version" in ds.attrs
+    assert (ds.attrs["task"], ds.attrs["basis"], ds.attrs["generator"]) == ("add", "Fourier basis of Z_31", None)
+    assert ds["a"].values.tolist() == list(range(31))
     final = ds["neuron_activations"].sel(epoch=cfg.checkpoint_epochs[-1]).values
     assert final.dtype == np.float16 and (final >= 0).all() and final.max() > 0
 
@@ -146,3 +148,48 @@ def test_done_mask_from_the_stored_records_matches_their_values(tmp_path):
         st.mark_done("acts", epoch, "acts@v1")
     st.array("acts_done")[st.index(20)] = 0
     assert st.done_mask("acts").tolist() == (st.array("acts_done")[:] != 0).tolist() == [True, False, False, False, True]
+
+
+def test_xarray_reads_a_mul_runs_basis_without_project_code(tmp_path):
+    """A mul run at p = 13: operand axes of n = 12 units in discrete-log order (g = 2), basis rows
+    and frequencies of Z_12 (its top frequency a single cos 6 row), 13 classes, and the task and
+    basis as root attributes."""
+    from tasks.analyses import variables
+
+    root = str(tmp_path)
+    st = create_run(root, "m", {"p": 13, "task": "mul"}, EPOCHS, {**DIMS, "p": 13})
+    st.ensure_variables(variables())
+    frac = np.random.default_rng(0).random((32, 6)).astype(np.float32)
+    st.write_epoch("neuron_freq_fraction", 20, frac)
+    ds = xr.open_zarr(layout.store_path(root, "m"), consolidated=False)
+    assert ds["a"].values.tolist() == ds["b"].values.tolist() == [1, 2, 4, 8, 3, 6, 12, 11, 9, 5, 10, 7]
+    assert "2^i mod p" in ds["a"].attrs["description"]
+    assert ds["c"].values.tolist() == list(range(13)) and ds["c"].attrs["long_name"] == "output class (a · b) mod p"
+    assert [str(x) for x in ds["component"].values[[0, 1, -1]]] == ["const", "cos 1", "cos 6"]
+    assert ds["freq"].values.tolist() == [1, 2, 3, 4, 5, 6]
+    assert ds["freq"].attrs["basis"] == "Fourier basis of Z_12 over discrete logs base 2"
+    assert ds.attrs["task"] == "mul" and ds.attrs["task_formula"] == "(a · b) mod p"
+    assert ds.attrs["basis"] == "Fourier basis of Z_12 over discrete logs base 2"
+    assert ds.attrs["basis_kind"] == "fourier" and ds.attrs["generator"] == 2
+    assert ds["neuron_activations"].shape[2:] == (12, 12) and ds["class_accuracy"].shape[2] == 13
+    np.testing.assert_array_equal(ds["neuron_freq_fraction"].sel(epoch=20).values, frac)
+
+
+def test_a_store_written_before_tasks_is_add_and_gains_its_attributes_when_written(tmp_path):
+    root = str(tmp_path)
+    st = _store(root)
+    for name in ("task", "task_formula", "basis", "basis_kind", "generator"):
+        del st.group.attrs[name]
+    old = open_run(root, "r1", mode="r")
+    assert old.task == "add" and old.basis().n == 7 and "task" not in old.attrs
+    assert old.sizes()["a"] == 7 and old.sizes()["freq"] == 3
+    open_run(root, "r1").ensure_variables([done_variable("x")])
+    attrs = open_run(root, "r1", mode="r").attrs
+    assert (attrs["task"], attrs["basis"], attrs["basis_kind"], attrs["generator"]) == (
+        "add", "Fourier basis of Z_7", "fourier", None)
+
+
+def test_a_residue_basis_is_labelled_as_a_convention(tmp_path):
+    st = create_run(str(tmp_path), "q", {"p": 7, "task": "x2+y2"}, EPOCHS, DIMS)
+    assert st.attrs["basis"] == "residues (no group law of this task)" and st.attrs["basis_kind"] == "residues"
+    assert st.read("a").tolist() == list(range(7)) and st.sizes()["freq"] == 3
