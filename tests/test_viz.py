@@ -271,6 +271,13 @@ def test_train_form_reports_bad_input_next_to_each_field():
 
     args = parser().parse_args(cmd[3:])
     assert args.seed == 7 and args.num_epochs == 60 and args.runs == "/runs"
+    page = train.TrainPage("/runs", on_open=lambda run_id: None)
+    task = page.inputs["task"]
+    assert task.value == "add" and task.options["div: (a · b⁻¹) mod p"] == "div" and len(task.options) == 7
+    task.value = "mul"
+    cfg, changed = page.check()
+    assert cfg.task == "mul" and changed == {"task": "mul"}
+    assert train.command("/runs", "smoke", changed)[6:8] == ["--task", "mul"]
 
 
 def test_curves_draw_the_elements_data(smoke_run):

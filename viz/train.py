@@ -25,6 +25,7 @@ from store.run_store import StoreError
 from tasks import progress
 from tasks.config import PRESETS, ConfigError, RunConfig, preset
 from tasks.knobs import KNOBS, build_config
+from tasks.problems import PROBLEMS
 from viz import data
 
 FIELDS = {k.name: k for k in KNOBS if k.label}  # form field -> its knob
@@ -119,14 +120,24 @@ def status(job: Job) -> tuple[float, str]:
     return progress.fraction(snap), f"{job.state()} · {progress.describe(snap)}{analysed}"
 
 
+def _field(name: str, knob) -> pn.widgets.Widget:
+    """A knob's form field: a checkbox for a switch, a choice of the registry's tasks (each
+    named with its formula) for the task, else a text field."""
+    if knob.kind is bool:
+        return pn.widgets.Checkbox(label=knob.label, width=200, margin=(20, 10))
+    if name == "task":
+        return pn.widgets.Select(label="task", options={f"{t}: {p.formula}": t for t, p in PROBLEMS.items()},
+                                 width=200)
+    return pn.widgets.TextInput(label=knob.label, width=200)
+
+
 class TrainPage:
     """The form, the start button and the list of started jobs. ``on_open(run_id)`` shows a run."""
 
     def __init__(self, root: str, on_open: Callable[[str], None]):
         self.root, self.on_open = root, on_open
         self.preset = pn.widgets.Select(label="Preset", options=list(PRESETS), value="smoke", width=200)
-        self.inputs = {name: pn.widgets.Checkbox(label=k.label, width=200, margin=(20, 10)) if k.kind is bool
-                       else pn.widgets.TextInput(label=k.label, width=200) for name, k in FIELDS.items()}
+        self.inputs = {name: _field(name, k) for name, k in FIELDS.items()}
         self.errors = {name: pn.pane.HTML("", width=420, margin=(30, 5, 0, 5), css_classes=["field-error"],
                                           styles={"color": "#c62828"}) for name in (*FIELDS, "form")}
         self.start_button = pn.widgets.Button(label="Start training", color="primary", width=200)
