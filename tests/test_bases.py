@@ -115,3 +115,31 @@ def test_accuracy_per_class_of_mul_leaves_class_zero_empty():
     np.testing.assert_array_equal(out["checkpoint_accuracy"], 1.0)
     assert out["class_accuracy"].shape == (3, P)
     assert np.isnan(out["class_accuracy"][:, 0]).all() and (out["class_accuracy"][:, 1:] == 1).all()
+
+
+@pytest.mark.slow  # trains a model (~5 s)
+def test_a_mul_run_trains_and_is_analysed_in_its_log_basis(tmp_path):
+    """A smoke-sized mul run at p = 13: every analysis at every checkpoint, on the (12, 12) log
+    grid with Z_12's six frequencies, and key frequencies chosen by the rule from the stored
+    embedding spectrum."""
+    from store.run_store import open_run
+    from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run, train_run
+
+    root = str(tmp_path)
+    cfg = prepare_run(root, preset("smoke", p=P, task="mul", d_mlp=64))
+    epochs = []
+    train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
+    keys = choose_key_frequencies(root, cfg.run_id)
+    for epoch in epochs:
+        analyze_epoch(root, cfg.run_id, epoch)
+    st = open_run(root, cfg.run_id, mode="r")
+    assert st.attrs["generator"] == 2 and st.sizes()["a"] == 12 and st.sizes()["freq"] == 6
+    assert all(st.done_mask(name).all() for name in st.analyses())
+    final = epochs[-1]
+    norms = st.read("embedding_freq_norm", final)
+    assert keys == [k for k in range(1, 7) if norms[k - 1] >= 0.5 * norms.max()]
+    assert st.read("neuron_freq_fraction", final).shape == (64, 6)
+    assert st.read("neuron_activations", final).shape == (64, 12, 12)
+    assert st.read("checkpoint_accuracy", final)[0] == 1.0  # the training pairs are learnt
+    assert np.isnan(st.read("class_accuracy", final)[:, 0]).all()  # 0 is never an answer
+    assert np.isfinite(st.read("restricted_loss", final)).all()
