@@ -340,6 +340,13 @@ def test_compare_overlays_the_runs(page, runs):
         time.sleep(0.2)
     assert len(set(page.evaluate(lines))) >= 2  # one curve per run, each its own data
     assert len(page.evaluate(lines)) == 2
+    page.get_by_text("task × fraction grid", exact=True).click()  # both runs: one cell, add at their fraction
+    cells = """() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.name === "task_grid" && Bokeh.index.find_one(m)) return Array.from(m.renderers[0].data_source.data.row);
+      return null; }"""
+    page.wait_for_function(f"({cells})() !== null", timeout=30_000)
+    assert page.evaluate(cells) == ["add: (a + b) mod p"]
+    page.get_by_text("curves", exact=True).click()
     page.get_by_text("Run", exact=True).first.click()
 
 

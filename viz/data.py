@@ -117,7 +117,7 @@ def epoch_slice(root: str, run_id: str, name: str, epoch: int, *index) -> np.nda
 
 @functools.lru_cache(maxsize=256)
 def neuron_maps(root: str, run_id: str, epoch: int, neurons: tuple[int, ...]) -> np.ndarray:
-    """Several neurons' (a, b) activation maps at one epoch, ``(len(neurons), p, p)`` in the
+    """Several neurons' (a, b) activation maps at one epoch, ``(len(neurons), n, n)`` in the
     stored dtype, in one read (only the chunks holding them are decompressed); read-only."""
     out = np.asarray(store(root, run_id).read("neuron_activations", epoch, list(neurons)))
     out.setflags(write=False)

@@ -46,8 +46,9 @@ def order(root: str, run_id: str, epoch: int, by: str) -> np.ndarray:
 
 
 def mosaic(maps: np.ndarray, gap: int) -> np.ndarray:
-    """Tile ``(k, p, p)`` maps into one float32 image, first map at the top left, a = 0 at the
-    bottom of each tile; gaps are NaN."""
+    """Tile ``(k, n, n)`` maps (n operand values: p, or p - 1 for a discrete-log basis) into one
+    float32 image, first map at the top left, operand position 0 at the bottom of each tile;
+    gaps are NaN."""
     k, p = len(maps), maps.shape[1]
     cols = max(1, math.ceil(math.sqrt(k)))
     rows = max(1, math.ceil(k / cols))
