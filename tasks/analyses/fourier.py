@@ -26,15 +26,15 @@ def basis_matrix(basis: Basis, dtype: torch.dtype = torch.float32) -> torch.Tens
     return torch.tensor(basis.matrix, dtype=torch.float64).to(dtype)
 
 
-def by_frequency(x: torch.Tensor, basis: Basis) -> torch.Tensor:
-    """Sum the last axis's basis rows per frequency: ``(..., n) -> (..., 1 + n//2)``, column 0
-    the const row, column k the rows of frequency k (cos k + sin k; for even n the last column
-    is the ``cos n/2`` row alone)."""
-    K = (basis.n - 1) // 2  # frequencies with a cos and a sin row
-    parts = [x[..., :1], x[..., 1:1 + 2 * K].unflatten(-1, (K, 2)).sum(-1)]
+def by_frequency(x: torch.Tensor, basis: Basis, dim: int = -1) -> torch.Tensor:
+    """Sum the basis rows along ``dim`` per frequency: size n -> 1 + n//2, entry 0 the const
+    row, entry k the rows of frequency k (cos k + sin k; for even n the last entry is the
+    ``cos n/2`` row alone)."""
+    dim, K = dim % x.ndim, (basis.n - 1) // 2  # K: frequencies with a cos and a sin row
+    parts = [x.narrow(dim, 0, 1), x.narrow(dim, 1, 2 * K).unflatten(dim, (K, 2)).sum(dim + 1)]
     if basis.n % 2 == 0:
-        parts.append(x[..., -1:])
-    return torch.cat(parts, dim=-1)
+        parts.append(x.narrow(dim, basis.n - 1, 1))
+    return torch.cat(parts, dim=dim)
 
 
 def per_frequency(row_values: torch.Tensor, basis: Basis) -> torch.Tensor:
@@ -76,8 +76,7 @@ def neuron_freq_fraction(acts: torch.Tensor, basis: Basis) -> np.ndarray:
     F = basis_matrix(basis, torch.float32)
     centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
     energy = (F @ centred @ F.T).pow_(2)  # (neuron, component, component)
-    rows = by_frequency(energy.transpose(1, 2), basis)  # (neuron, component, 1 + K): rows summed
-    grouped = by_frequency(rows.transpose(1, 2), basis)  # (neuron, 1 + K, 1 + K)
+    grouped = by_frequency(by_frequency(energy, basis, dim=1), basis, dim=2)  # (neuron, 1 + K, 1 + K)
     diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, 1 + K)
     block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
     total = centred.pow(2).sum(dim=(1, 2))[:, None]  # Parseval: F is orthonormal
