@@ -26,8 +26,14 @@ def _sources(*folders: str):
 
 
 def test_zarr_only_in_store():
-    for path in _sources("flows", "tasks", "viz"):
+    for path in _sources("cli", "flows", "tasks", "viz"):
         assert "zarr" not in _imports(path), path
+
+
+def test_problems_are_plain_numpy():
+    """The task registry is read by the store, the command line and the viewer's fallbacks."""
+    for path in _sources("tasks/problems"):
+        assert not _imports(path) & {"torch", "transformer_lens", "zarr", "prefect"}, path
 
 
 def test_prefect_only_in_flows_and_task_shells():
