@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.chromium import PATH as CHROMIUM, launch
+from tests.wait import wait_for
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
 pytestmark = [
@@ -97,13 +98,7 @@ def server(runs, tmp_path_factory):
         env={**os.environ, "TDW_RUNS": root, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
         stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}/app"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            break
-        except OSError:
-            time.sleep(0.3)
+    wait_for(lambda: _answers(url), 60, interval=0.3, what=f"the viewer at {url}")
     yield url
     proc.terminate()
     proc.wait(10)
@@ -139,15 +134,24 @@ def page(browser, server):
     pg.close()
 
 
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5)
+        return True
+    except OSError:
+        return False
+
+
 def _until(pg, check, timeout: float = 15.0):
     """Poll the plots until ``check(plots)`` holds; returns them."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        plots = pg.evaluate(PLOTS)
-        if check(plots):
-            return plots
-        time.sleep(0.1)
-    raise AssertionError(f"the page never reached the expected state: {plots}")
+    seen = {}
+
+    def reached():
+        seen["plots"] = plots = pg.evaluate(PLOTS)
+        return plots if check(plots) else None
+
+    return wait_for(reached, timeout, interval=0.1,
+                    what=lambda: f"the page to reach the expected state: {seen.get('plots')}")
 
 
 def _changed(before: dict, names) -> callable:
@@ -207,7 +211,7 @@ def test_a_step_sends_the_server_only_the_epoch_and_the_address(browser, server)
     pg = _open(browser, server, SENT)
     try:
         pg.wait_for_function("Bokeh.documents.every(d => d.is_idle)", timeout=30_000)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a quiet second, so that what the load itself sends is not counted
         pg.evaluate("window.__sent = []")
         handle = pg.locator(".noUi-handle").first
         handle.focus()
@@ -215,7 +219,7 @@ def test_a_step_sends_the_server_only_the_epoch_and_the_address(browser, server)
             before = pg.evaluate(PLOTS)["embedding_spectrum"]["sum"]
             handle.press("ArrowLeft")
             _until(pg, lambda now: now["embedding_spectrum"]["sum"] != before)
-        time.sleep(0.5)
+        time.sleep(0.5)  # what the last step sends after its plots changed (the address) is counted too
         sent = pg.evaluate("""window.__sent.map(e => {
           const m = Bokeh.documents[0].get_model_by_id(e.model.id);
           return [m ? m.constructor.__name__ : '?', e.attr];
@@ -241,7 +245,7 @@ def test_keyboard_steps_and_the_player_plays(page, runs):
     deadline = time.time() + 20
     while time.time() < deadline and epochs[-1] not in seen:
         seen.add(page.evaluate(PLOTS)["loss"]["marker"])
-        time.sleep(0.05)
+        time.sleep(0.05)  # sampling the marker as it plays, not waiting for it
     assert {epochs[-1]} < seen <= set(epochs[1:])  # played through to the end
     assert _changed(before, ["neuron_heatmap", "neuron_grid"])(page.evaluate(PLOTS))
     assert not page.errors
@@ -318,7 +322,7 @@ def test_a_reload_after_the_last_page_closed_is_served_whole(browser, server, pa
 
 def test_export_downloads_a_standalone_html(page):
     page.locator("select").filter(has_text="neuron_heatmap").select_option("neuron_heatmap")
-    time.sleep(0.5)
+    time.sleep(0.5)  # the choice reaches the server (nothing on the page shows that it has)
     with page.expect_download() as info:
         page.get_by_role("button", name="HTML").click()
     path = info.value.path()
@@ -335,10 +339,8 @@ def test_compare_overlays_the_runs(page, runs):
         if (m.name === "compare") for (const r of m.renderers)
           ys.push(Array.from(r.data_source.data.y).slice(0, 40).join(","));
       return ys; }"""
-    deadline = time.time() + 30
-    while time.time() < deadline and len(set(page.evaluate(lines))) < 2:
-        time.sleep(0.2)
-    assert len(set(page.evaluate(lines))) >= 2  # one curve per run, each its own data
+    wait_for(lambda: len(set(page.evaluate(lines))) >= 2, 30, interval=0.2,
+             what="one curve per run, each its own data")
     assert len(page.evaluate(lines)) == 2
     page.get_by_text("task × fraction grid", exact=True).click()  # both runs: one cell, add at their fraction
     cells = """() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
@@ -363,8 +365,8 @@ def test_train_page_validates_and_starts_a_run(page, runs):
     seed = page.get_by_label("model seed", exact=True)
     seed.fill("11")
     seed.press("Enter")
-    time.sleep(0.5)
-    assert page.get_by_text(re.compile("odd prime >= 3")).count() == 0
+    wait_for(lambda: page.get_by_text(re.compile("odd prime >= 3")).count() == 0, 10,
+             what="the message for p = 33 to go once p is 31")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"p31-s11-d598-\w+")).first.wait_for(timeout=15_000)
     page.get_by_text(re.compile(r"finished · epoch 149/149")).first.wait_for(timeout=150_000)
