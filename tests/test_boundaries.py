@@ -1,5 +1,6 @@
-"""Import boundaries keep the tree honest: Zarr only in store/; Prefect only in flows/ and the
-task shells; torch and TransformerLens never in viz/."""
+"""Import boundaries keep the tree honest: Zarr only in store/; Prefect only in flows/, the
+task shells and, inside the functions that start work, the command line (cli/; importing it
+imports no Prefect: tests/test_cli.py); torch and TransformerLens never in viz/."""
 
 import ast
 from pathlib import Path
