@@ -57,6 +57,12 @@ def _python(code: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True, **kwargs)
 
 
+def _ctrl_c_reaches() -> None:
+    """SIGINT back to its default in the child: a shell that starts a job in the background
+    without job control (nohup, `cmd &` in a script) has it ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _guard_of(pid: int) -> int | None:
     procs = guard.table(guard.pids())
     return next((p for p, proc in procs.items() if proc.ppid == pid and proc.comm == guard.NAME), None)
@@ -114,7 +120,7 @@ try:
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(3)
-""", start_new_session=True)
+""", start_new_session=True, preexec_fn=_ctrl_c_reaches)
     ours = {}
     try:
         child = int(command.stdout.readline())

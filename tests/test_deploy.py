@@ -30,6 +30,12 @@ POOL = "tdw-test"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+
+def _ctrl_c_reaches() -> None:
+    """SIGINT back to its default in the child: a shell that starts a job in the background
+    without job control (nohup, `cmd &` in a script) has it ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
     spec = yaml.safe_load(PREFECT_FILE.read_text())
     assert spec["pull"] == [{"cli.deploy.enter_checkout": {}}]
@@ -117,7 +123,8 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
     with open(server_log, "wb") as out:  # `tdw server`, as a user starts it; Ctrl-C (SIGINT) stops it
         srv = subprocess.Popen([sys.executable, "-m", "cli.main", "server", "--port", str(port),
                                 "--home", str(tmp_path / "prefect-server")], stdout=out,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=_ctrl_c_reaches)
     worker = None
     try:
         t = time.monotonic()
