@@ -139,3 +139,55 @@ def test_a_synthetic_package_marks_exactly_the_rows_that_reach_the_change(tmp_pa
     assert list(before["row_c"]) == ["synth.helpers:Box._inner", "synth.helpers:Box.value", "synth.rows:row_c"]
     for name in ("synth", "synth.helpers", "synth.rows"):
         sys.modules.pop(name, None)
+
+
+def _rows(root, helpers: str, rows: str, names: tuple[str, ...]) -> dict:
+    pkg = root / "synth2"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text(textwrap.dedent(helpers))
+    (pkg / "rows.py").write_text(textwrap.dedent(rows))
+    for name in ("synth2", "synth2.helpers", "synth2.rows"):
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    module = importlib.import_module("synth2.rows")
+    found = {name: reach.reach(getattr(module, name), roots=("synth2",)) for name in names}
+    for name in ("synth2", "synth2.helpers", "synth2.rows"):
+        sys.modules.pop(name, None)
+    return found
+
+
+TABLE_HELPERS = """
+    import functools
+
+    def one():
+        return 1
+
+    def two():
+        return 2
+
+    TABLE = {"one": lambda: one(), "two": lambda: two()}  # two lambdas, one qualname
+    SHIFTED = functools.partial(two)  # data that is neither a constant nor project code
+    """
+TABLE_ROWS = """
+    from synth2 import helpers
+
+    def row_table():
+        return helpers.TABLE["two"]()
+
+    def row_partial():
+        return helpers.SHIFTED()
+    """
+
+
+@pytest.mark.parametrize("old, new", [("return 2", "return 2 + 0"), ("return 1", "return 1 + 0")])
+def test_every_lambda_of_a_table_and_data_a_module_holds_are_in_the_version(tmp_path, monkeypatch, old, new):
+    """Lambdas share the qualname ``<lambda>`` (their line tells them apart), and a partial or an
+    array in a project module has no source of its own: the module's text stands for it."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    names = ("row_table", "row_partial")
+    before = _rows(tmp_path, TABLE_HELPERS, TABLE_ROWS, names)
+    after = _rows(tmp_path, TABLE_HELPERS.replace(old, new), TABLE_ROWS, names)
+    assert {row for row in names if before[row] != after[row]} == set(names)
+    assert sum("<lambda>" in key for key in before["row_table"]) == 2

@@ -26,17 +26,26 @@ import functools
 import hashlib
 import inspect
 import itertools
+import sys
 import types
 from typing import Any
 
 ROOTS = ("flows", "tasks", "store")
 _LOAD_GLOBAL = {"LOAD_GLOBAL", "LOAD_NAME"}
-_LOAD_LOCAL = {"LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE"}
+_LOAD_LOCAL = {"LOAD_DEREF", "LOAD_CLOSURE"}  # and every LOAD_FAST* (3.12-3.14 add variants)
 _LOAD_ATTR = {"LOAD_ATTR", "LOAD_METHOD"}
 
 
 def _source(obj: Any) -> str:
     return inspect.getsource(obj)
+
+
+def _local(ins: dis.Instruction) -> str | None:
+    """The local a load instruction reads (the second of a pair: LOAD_FAST_LOAD_FAST, 3.13+),
+    None for any other instruction."""
+    if not (ins.opname.startswith("LOAD_FAST") or ins.opname in _LOAD_LOCAL):
+        return None
+    return ins.argval[-1] if isinstance(ins.argval, tuple) else ins.argval
 
 
 def _constant(value: Any) -> str | None:
@@ -88,7 +97,11 @@ class _Walk:
 
     def function(self, fn: types.FunctionType, owner: type | None = None) -> None:
         """``fn`` and what it reaches; ``owner``: the class whose method it is (types ``self``)."""
-        if not self._first_time(f"{fn.__module__}:{fn.__qualname__}", _source(fn)):
+        key = f"{fn.__module__}:{fn.__qualname__}"
+        if "<lambda>" in key:  # lambdas share a qualname: where they stand tells them apart
+            column = max((c for _, _, c, _ in fn.__code__.co_positions() if c is not None), default=0)
+            key += f"@{fn.__code__.co_firstlineno}:{column}"
+        if not self._first_time(key, _source(fn)):
             return
         params = inspect.signature(fn).parameters
         typed = {}
@@ -107,8 +120,8 @@ class _Walk:
             following = instructions[i + 1] if i + 1 < len(instructions) else None
             if ins.opname in _LOAD_GLOBAL and ins.argval in globals_:
                 self.chain(globals_[ins.argval], f"{globals_['__name__']}:{ins.argval}", instructions, i + 1)
-            elif ins.opname in _LOAD_LOCAL and ins.argval in typed and following and following.opname in _LOAD_ATTR:
-                cls = typed[ins.argval]
+            elif _local(ins) in typed and following and following.opname in _LOAD_ATTR:
+                cls = typed[_local(ins)]
                 fn = _function(inspect.getattr_static(cls, following.argval, None))
                 if fn is not None and self.ours(fn):
                     self.function(fn, cls)
@@ -152,6 +165,10 @@ class _Walk:
             if dataclasses.is_dataclass(obj):
                 for f in dataclasses.fields(obj):
                     self.resolve(getattr(obj, f.name), f"{key}.{f.name}")
+        else:  # other data a project module holds (an array, a dtype, a partial): that module's text
+            module = key.split(":")[0]
+            if module.split(".")[0] in self.roots and module in sys.modules:
+                self._first_time(f"{module}:<text>", _source(sys.modules[module]))
 
 
 def reach(fn: types.FunctionType, roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
