@@ -299,8 +299,10 @@ def is_consolidated(root: str, run_id: str) -> bool:
     return _open_group(layout.store_path(root, run_id), "r").metadata.consolidated_metadata is not None
 
 
-def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: dict) -> RunStore:
-    """Create a run's folder, store skeleton (coordinates and series) and ``config.json``.
+def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: dict,
+               variables: tuple[Variable, ...] = ()) -> RunStore:
+    """Create a run's folder, store skeleton (coordinates, series and ``variables``, e.g. the
+    analyses' arrays) and ``config.json``.
 
     ``dims`` gives ``p, d_mlp, n_heads, num_epochs``. ``config.json`` is written last: a run
     exists once its config does, so a creation killed half-way leaves no run, and its
@@ -316,6 +318,7 @@ def create_run(root: str, run_id: str, config: dict, checkpoint_epochs, dims: di
     group = _open_group(path, "w-")
     store = RunStore(root, run_id, group)
     _write_skeleton(store, config, list(checkpoint_epochs), dims)
+    store.ensure_variables(list(variables))  # before the config: a listed run has all its arrays
     files.write_text(layout.config_path(root, run_id), json.dumps(config, indent=2, sort_keys=True))
     return store
 

@@ -60,7 +60,7 @@ def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
 def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
     run_id = cfg.run_id
     if not files.exists(layout.config_path(root, run_id)):
-        store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg))
+        store = create_run(root, run_id, cfg.to_dict(), cfg.checkpoint_epochs, _dims(cfg), variables())
     else:
         old = load_config(root, run_id)
         store = open_run(root, run_id)

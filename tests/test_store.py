@@ -193,3 +193,24 @@ def test_a_residue_basis_is_labelled_as_a_convention(tmp_path):
     st = create_run(str(tmp_path), "q", {"p": 7, "task": "x2+y2"}, EPOCHS, DIMS)
     assert st.attrs["basis"] == "residues (no group law of this task)" and st.attrs["basis_kind"] == "residues"
     assert st.read("a").tolist() == list(range(7)) and st.sizes()["freq"] == 3
+
+
+def test_a_run_is_listed_only_once_every_array_of_it_exists(tmp_path, monkeypatch):
+    """config.json (what makes a run listed) is written after the analyses' arrays: a viewer
+    that lists the run while it is being created never sees it without them."""
+    from store import files
+    from tasks import runs
+    from tasks.analyses import ANALYSES
+    from tasks.config import preset
+
+    cfg, root, seen = preset("smoke"), str(tmp_path), {}
+    write_text = files.write_text
+
+    def spy(path, text):
+        if path == layout.config_path(root, cfg.run_id):
+            seen.update(open_run(root, cfg.run_id, mode="r").analyses())
+        write_text(path, text)
+
+    monkeypatch.setattr(files, "write_text", spy)
+    runs._prepare_run(root, cfg)
+    assert set(seen) == {a.name for a in ANALYSES}

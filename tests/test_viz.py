@@ -371,3 +371,14 @@ def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):
         f.write("{ not json")
     app = App(broken)
     assert app.view is None and "cannot be shown yet" in app.main[0].object
+
+
+def test_a_run_started_from_the_train_page_is_not_the_viewers_to_end(monkeypatch):
+    """The run outlives the viewer: it does not carry the viewer's guard token (cli.guard), which
+    would make the viewer's watchdog end the processes the run forks."""
+    from cli import guard
+    from viz import train
+
+    monkeypatch.setenv(guard.ENV, "123-456")
+    env = train._detached_env()
+    assert guard.ENV not in env and env["OMP_NUM_THREADS"] == "1"

@@ -97,6 +97,14 @@ def command(root: str, preset_name: str, changed: dict[str, object]) -> list[str
     return [sys.executable, "-m", "cli.main", "run", "--preset", preset_name, *flags, "--runs", root, "--threads", "1"]
 
 
+def _detached_env() -> dict[str, str]:
+    """The viewer's environment for a run meant to outlive it: one torch thread, and without the
+    viewer's guard token (``cli.guard``), which would mark the run's forked processes as the
+    viewer's, to be ended with it."""
+    env = {k: v for k, v in os.environ.items() if k != "TDW_GUARD"}
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
 def start(root: str, preset_name: str, changed: dict[str, object], run_id: str) -> Job:
     """Start ``tdw run`` in a new process (its own session: it outlives the page) and return
     its job; stdout and stderr go to a log file."""
@@ -105,7 +113,7 @@ def start(root: str, preset_name: str, changed: dict[str, object], run_id: str) 
     with open(log, "w") as out:
         proc = subprocess.Popen(command(root, preset_name, changed), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                env=_detached_env())
     JOBS[run_id] = job = Job(run_id, root, proc, log, time.time())
     return job
 
