@@ -76,7 +76,7 @@ def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
                 grow(store, cfg.to_dict(), cfg.checkpoint_epochs, cfg.num_epochs)
         else:
             cfg = old
-    store.ensure_variables(variables())
+        store.ensure_variables(variables())  # an analysis added since the run was created
     return cfg
 
 

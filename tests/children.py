@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 
@@ -131,3 +132,10 @@ def analyse(root: str, run_id: str) -> None:
 
     for epoch in pending_epochs(root, run_id):
         analyze_epoch(root, run_id, epoch)
+
+
+def ctrl_c_reaches() -> None:
+    """``preexec_fn``: SIGINT back to its default in the child. A shell that starts a job in the
+    background without job control (nohup, `cmd &` in a script) has it ignored, and children
+    inherit that, so Ctrl-C sent by a test would not reach them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

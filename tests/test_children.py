@@ -16,7 +16,7 @@ import pytest
 
 from cli import guard
 from cli.server import free_port, healthy, port_free
-from tests.children import cmdline, processes, wait_gone
+from tests.children import cmdline, ctrl_c_reaches, processes, wait_gone
 from tests.wait import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,12 +55,6 @@ time.sleep(300)
 def _python(code: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, text=True, **kwargs)
-
-
-def _ctrl_c_reaches() -> None:
-    """SIGINT back to its default in the child: a shell that starts a job in the background
-    without job control (nohup, `cmd &` in a script) has it ignored, and children inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _guard_of(pid: int) -> int | None:
@@ -120,7 +114,7 @@ try:
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(3)
-""", start_new_session=True, preexec_fn=_ctrl_c_reaches)
+""", start_new_session=True, preexec_fn=ctrl_c_reaches)
     ours = {}
     try:
         child = int(command.stdout.readline())

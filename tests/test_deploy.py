@@ -24,17 +24,12 @@ from store.run_store import open_run
 from tasks.analyses import ANALYSES
 from tasks.config import preset
 from tasks.runs import pending_epochs
+from tests.children import ctrl_c_reaches
 from tests.wait import wait_for
 
 POOL = "tdw-test"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-
-
-def _ctrl_c_reaches() -> None:
-    """SIGINT back to its default in the child: a shell that starts a job in the background
-    without job control (nohup, `cmd &` in a script) has it ignored, and children inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def test_prefect_yaml_declares_pipeline_and_sweep_on_a_process_pool():
     spec = yaml.safe_load(PREFECT_FILE.read_text())
@@ -124,7 +119,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
         srv = subprocess.Popen([sys.executable, "-m", "cli.main", "server", "--port", str(port),
                                 "--home", str(tmp_path / "prefect-server")], stdout=out,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                               preexec_fn=_ctrl_c_reaches)
+                               preexec_fn=ctrl_c_reaches)
     worker = None
     try:
         t = time.monotonic()

@@ -21,6 +21,7 @@ from typing import Callable
 
 import panel as pn
 
+from cli import guard
 from store.run_store import StoreError
 from tasks import progress
 from tasks.config import PRESETS, ConfigError, RunConfig, preset
@@ -101,7 +102,7 @@ def _detached_env() -> dict[str, str]:
     """The viewer's environment for a run meant to outlive it: one torch thread, and without the
     viewer's guard token (``cli.guard``), which would mark the run's forked processes as the
     viewer's, to be ended with it."""
-    env = {k: v for k, v in os.environ.items() if k != "TDW_GUARD"}
+    env = {k: v for k, v in os.environ.items() if k != guard.ENV}
     return {**env, "OMP_NUM_THREADS": "1"}
 
 
