@@ -29,7 +29,7 @@ from store.layout import runs_root
 from store.run_store import open_run
 from tasks import progress, runs
 from tasks.config import RunConfig
-from tasks.knobs import grid, knob_parameters
+from tasks.knobs import BY_NAME, KNOBS, grid, knob_parameters
 from tasks.training import pick_device
 
 
@@ -57,36 +57,57 @@ def train_and_analyze_run(root: str, run_id: str, config: dict, device: str | No
 child = task(train_and_analyze_run, name="sweep-run", task_run_name="{run_id}", cache_policy=NO_CACHE)
 
 
+ALWAYS_SHOWN = ("p", "task", "seed", "data_seed", "frac_train", "lr", "weight_decay")
+
+
 def summary_row(root: str, run_id: str) -> dict:
+    """The run's identity knobs (``tasks.knobs``, by name) and its final measures."""
     cfg = runs.load_config(root, run_id)
     store = open_run(root, run_id, mode="r")
     series = store.series()
     last = final_values(series)
     return {
-        "run_id": run_id, "p": cfg.p, "seed": cfg.seed, "data_seed": cfg.data_seed,
-        "frac_train": cfg.frac_train, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+        "run_id": run_id, "knobs": {k.name: k.value(cfg) for k in KNOBS if k.identity},
         "train_loss": last["train_loss"], "test_loss": last["test_loss"], "test_acc": last["test_acc"],
         "grokking_epoch": grokking_epoch(series["test_acc"]), "key_frequencies": store.key_frequencies(),
     }
 
 
 def summary_markdown(rows: list[dict], failed: dict[str, str]) -> str:
+    """One line per run: the knobs in ``ALWAYS_SHOWN``, then every other knob whose value
+    differs between the runs (a sweep over ``--layers`` shows its layers), then the measures."""
+    varying = [k.name for k in KNOBS if k.identity and k.name not in ALWAYS_SHOWN
+               and len({repr(r["knobs"].get(k.name)) for r in rows}) > 1]
+    shown = [name for name in (*ALWAYS_SHOWN, *varying) if any(name in r["knobs"] for r in rows)]
+    head = [*(BY_NAME[name].label or name for name in shown), "train loss", "test loss", "test acc",
+            "grokking epoch", "key frequencies"]
     lines = [
         f"# Sweep: {len(rows)} run(s) finished, {len(failed)} failed", "",
-        "| run id | p | seed | data seed | frac | lr | wd | train loss | test loss | test acc | grokking epoch | key frequencies |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run id | " + " | ".join(_short(h) for h in head) + " |",
+        "|---" * (len(head) + 1) + "|",
     ]
     for r in rows:
         grok = r["grokking_epoch"] if r["grokking_epoch"] is not None else "not reached"
         keys = ", ".join(map(str, r["key_frequencies"] or [])) or "-"
-        lines.append(f"| `{r['run_id']}` | {r['p']} | {r['seed']} | {r['data_seed']} | {r['frac_train']} | "
-                     f"{r['lr']:g} | {r['weight_decay']:g} | {r['train_loss']:.3g} | {r['test_loss']:.3g} | "
-                     f"{r['test_acc']:.3f} | {grok} | {keys} |")
+        knobs = [_cell(r["knobs"].get(name)) for name in shown]
+        lines.append(f"| `{r['run_id']}` | " + " | ".join(knobs) + f" | {r['train_loss']:.3g} | "
+                     f"{r['test_loss']:.3g} | {r['test_acc']:.3f} | {grok} | {keys} |")
     for run_id, why in failed.items():
         lines.append(f"\nFailed: `{run_id}`: {why}")
     lines.append("\nGrokking epoch: the first epoch with test accuracy >= 0.95. "
                  "Compare the runs in the viewer (`tdw serve`).")
     return "\n".join(lines)
+
+
+def _short(label: str) -> str:
+    """A column heading: the Train page's label without its parenthesis."""
+    return label.split(" (")[0]
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
 
 
 class SweepFailed(RuntimeError):

@@ -79,12 +79,26 @@ def test_bar_prints_plain_lines_when_not_a_terminal():
 
 
 def test_summary_lists_every_run_and_failure():
-    row = {"run_id": "p31-s1-d1-x", "p": 31, "seed": 1, "data_seed": 1, "frac_train": 0.6, "lr": 3e-3,
-           "weight_decay": 1.0, "train_loss": 1e-3, "test_loss": 2.0, "test_acc": 0.5,
-           "grokking_epoch": None, "key_frequencies": [3, 7]}
+    knobs = {"p": 31, "task": "add", "seed": 1, "data_seed": 1, "frac_train": 0.6, "lr": 3e-3,
+             "weight_decay": 1.0, "d_mlp": 512}
+    row = {"run_id": "p31-s1-d1-x", "knobs": knobs, "train_loss": 1e-3, "test_loss": 2.0,
+           "test_acc": 0.5, "grokking_epoch": None, "key_frequencies": [3, 7]}
     text = summary_markdown([row], {"p31-s2-d1-y": "killed"})
-    assert "| `p31-s1-d1-x` | 31 | 1 | 1 | 0.6 | 0.003 | 1 |" in text
+    assert "| `p31-s1-d1-x` | 31 | add | 1 | 1 | 0.6 | 0.003 | 1 |" in text
+    assert "| run id | modulus p | task | model seed | data seed | training fraction | learning rate |" in text
+    assert "MLP width" not in text  # the same in every run: not a column
     assert "not reached | 3, 7 |" in text and "Failed: `p31-s2-d1-y`: killed" in text
+
+
+def test_summary_shows_the_knobs_that_differ():
+    rows = [{"run_id": f"r{w}", "knobs": {"p": 31, "task": "mul", "seed": 1, "data_seed": 1,
+                                          "frac_train": 0.6, "lr": 3e-3, "weight_decay": 1.0, "d_mlp": w},
+             "train_loss": 1e-3, "test_loss": 2.0, "test_acc": 0.5, "grokking_epoch": 40,
+             "key_frequencies": []} for w in (64, 128)]
+    text = summary_markdown(rows, {})
+    assert "| MLP width | train loss |" in text
+    assert "| `r64` | 31 | mul | 1 | 1 | 0.6 | 0.003 | 1 | 64 | 0.001 |" in text
+    assert "| 40 | - |" in text
 
 
 @pytest.mark.slow
