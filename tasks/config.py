@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 
 from tasks import problems
 
-EXTENT = ("num_epochs", "checkpoint_epochs", "test_every")  # RunConfig fields outside the identity
+EXTENT = ("num_epochs", "checkpoint_epochs", "test_every", "state_every")  # RunConfig fields outside the identity
 # The identity fields hashed into every run id: the fields as they stood when run ids were pinned
 # (tests/test_run_ids.py). Never add to this set.
 HASHED_ALWAYS = frozenset({
@@ -30,8 +32,14 @@ HASHED_ALWAYS = frozenset({
 # ``to_dict`` writes it, that reproduces what runs did before the field existed. The field enters
 # the hash only when it differs from this value, so existing runs keep their ids, and a
 # config.json written before the field existed loads with this value. Its dataclass default
-# starts equal to it.
-IDENTITY_BASELINE: dict[str, object] = {"task": "add"}
+# usually equals it; where it does not ("model.init": runs made before the field existed were
+# initialised natively, new ones default to legacy), a run at the default has a new id.
+IDENTITY_BASELINE: dict[str, object] = {"task": "add", "model.init": "native"}
+# The initialisation schemes (``ModelConfig.init``; built in ``tasks.model``): "legacy" is the
+# legacy HookedTransformer's, every weight N(0, (0.8/sqrt(d_model))^2); "native" TransformerLens
+# 4's, the same with W_O and W_out scaled by 1/sqrt(2 n_layers); the others are TransformerLens's
+# init modes of those names. Biases are zero in every scheme.
+INITS = ("legacy", "native", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
 
 
@@ -86,6 +94,7 @@ class ModelConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     normalization_type: str | None = None  # no LayerNorm
+    init: str = "legacy"  # the initialisation scheme, one of INITS
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,9 @@ class RunConfig:
     num_epochs: int = 25_000
     checkpoint_epochs: tuple[int, ...] = ()
     test_every: int = 1  # test split evaluated every N epochs, and always at checkpoints
+    # training state (weights, AdamW moments) saved every N epochs for ``tdw zoom`` (0: never);
+    # at p = 113 a replay of up to 500 epochs takes ~20 s on one CPU thread
+    state_every: int = 500
 
     def __post_init__(self) -> None:
         validate(self)
@@ -243,6 +255,8 @@ def validate(c: RunConfig) -> None:
          f"num_epochs must be an integer >= 1, got {c.num_epochs!r}")
     need(isinstance(c.test_every, int) and c.test_every >= 1,
          f"test_every must be an integer >= 1, got {c.test_every!r}")
+    need(isinstance(c.state_every, int) and not isinstance(c.state_every, bool) and c.state_every >= 0,
+         f"state_every must be an integer >= 0 (0: no saved states), got {c.state_every!r}")
     need(c.lr > 0, f"lr must be positive, got {c.lr}")
     need(c.weight_decay >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
     need(len(c.betas) == 2 and all(0 <= b < 1 for b in c.betas), f"betas must be two numbers in [0, 1), got {c.betas}")
@@ -250,11 +264,53 @@ def validate(c: RunConfig) -> None:
         v = getattr(c, name)
         need(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
     m = c.model
-    need(m.n_layers == 1, "only 1-layer models are supported (the analyses read blocks.0)")
+    for name in ("n_layers", "n_heads", "d_model", "d_head", "d_mlp"):
+        v = getattr(m, name)
+        need(isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+             f"{name} must be an integer >= 1, got {v!r}")
     need(m.act_fn in ("relu", "gelu"), f"act_fn must be relu or gelu, got {m.act_fn!r}")
     need(m.normalization_type in (None, "LN"), "normalization_type must be None or 'LN'")
-    for name in ("n_heads", "d_model", "d_head", "d_mlp"):
-        need(getattr(m, name) >= 1, f"{name} must be >= 1")
+    need(m.init in INITS, f"init must be one of {', '.join(INITS)}, got {m.init!r}")
+
+
+def training_bytes(c: RunConfig) -> int:
+    """An upper estimate, in bytes, of what training ``c`` holds in float32, from the config
+    alone: every parameter (biases included) with its gradient and AdamW's two moments, and the
+    activations of a forward over all 3 positions of every training pair (per layer and
+    position: ~6 residual-wide vectors, q, k, v and z, scores and pattern, the MLP's pre and
+    post), plus the logits with their float64 loss copies."""
+    m = c.model
+    hd = m.n_heads * m.d_head
+    per_layer = 4 * hd * m.d_model + 2 * m.d_model * m.d_mlp + 3 * hd + m.d_mlp + 6 * m.d_model
+    params = (c.d_vocab + 3) * m.d_model + m.n_layers * per_layer + (m.d_model + 1) * (c.d_vocab_out + 2)
+    n_train = math.ceil(c.frac_train * len(problems.get(c.task).operands(c.p)) ** 2)
+    per_position = 6 * m.d_model + 4 * hd + 6 * m.n_heads + 2 * m.d_mlp
+    activations = n_train * (3 * m.n_layers * per_position * 4 + c.d_vocab_out * (4 + 8 + 8))
+    return 4 * params * 4 + activations
+
+
+def available_bytes() -> int:
+    """The memory this machine has available now, in bytes (``MemAvailable`` in /proc/meminfo,
+    else the free physical pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(c: RunConfig, available: int | None = None) -> None:
+    """Refuse, in one line, a run whose training (:func:`training_bytes`) would not fit in the
+    memory available (default: :func:`available_bytes`), before anything is allocated."""
+    need, have = training_bytes(c), available_bytes() if available is None else available
+    if need > have:
+        raise ConfigError(
+            f"model too large for this machine's memory at p={c.p}: training needs about "
+            f"{need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available (fewer layers, narrower "
+            f"widths or a smaller p)")
 
 
 PRESETS: dict[str, RunConfig] = {

@@ -34,6 +34,24 @@ def positive(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> int:
+    """An option's text -> an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"wants an integer >= 0; got {text!r}")
+    return value
+
+
+def one_of(choices: tuple[str, ...], text: str) -> str:
+    """An option's text -> itself, if it is one of ``choices``."""
+    if text not in choices:
+        raise argparse.ArgumentTypeError(f"wants one of {', '.join(choices)}; got {text!r}")
+    return text
+
+
 def epochs_list(text: str) -> list[int]:
     """``--checkpoints``' text ("0,100,500") -> increasing epochs >= 0."""
     try:
@@ -97,21 +115,40 @@ KNOBS: tuple[Knob, ...] = (
          parse=epochs_list, to_config=tuple, from_config=list),
     Knob("d_mlp", "--d-mlp", int, "MLP width in neurons (default: the preset's, 512)", "model.d_mlp",
          label="MLP width (neurons)", parse=positive),
+    Knob("n_layers", "--layers", int, "transformer blocks (default: the preset's, 1)", "model.n_layers",
+         label="layers", parse=positive),
+    Knob("n_heads", "--heads", int, "attention heads per layer (default: the preset's, 4)", "model.n_heads",
+         label="attention heads", parse=positive),
+    Knob("d_model", "--d-model", int, "residual stream width (default: the preset's, 128)", "model.d_model",
+         label="residual width (d_model)", parse=positive),
+    Knob("d_head", "--d-head", int, "width of each head (default: the preset's, 32)", "model.d_head",
+         label="head width (d_head)", parse=positive),
+    Knob("act_fn", "--act", str, "MLP activation, relu or gelu (default: the preset's, relu)", "model.act_fn",
+         label="activation (relu, gelu)"),
     Knob("ln", "--ln", bool, "LayerNorm before attention, MLP and unembedding (default: the preset's, off)",
          "model.normalization_type", label="LayerNorm", to_config=lambda on: "LN" if on else None,
          from_config=lambda norm: norm == "LN"),
+    Knob("init", "--init", str, "initialisation (default: legacy, the HookedTransformer's: every weight "
+         "N(0, 0.64/d_model)); native: TransformerLens 4's (W_O, W_out / sqrt(2 n_layers)); "
+         "or xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal", "model.init", axis="inits",
+         parse=lambda text: one_of(config.INITS, text)),
+    Knob("state_every", "--state-every", int, "save the training state (weights, AdamW moments) every N "
+         "epochs, for tdw zoom (default: 500; 0: never)", "state_every", parse=non_negative),
 )
 BY_NAME = {k.name: k for k in KNOBS}
 AXES = {k.axis: k for k in KNOBS if k.axis}  # the sweep's list parameters
 
 
 def build_config(preset: str = DEFAULT_PRESET, **values) -> RunConfig:
-    """The preset with the knobs' values (by knob name; ``None`` keeps the preset's value)."""
+    """The preset with the knobs' values (by knob name; ``None`` keeps the preset's value),
+    refused if its training would not fit in this machine's memory (``config.check_memory``)."""
     unknown = set(values) - set(BY_NAME)
     if unknown:
         raise ConfigError(f"unknown knobs: {', '.join(sorted(unknown))} (known: {', '.join(BY_NAME)})")
-    return config.override(config.preset(preset), {
+    cfg = config.override(config.preset(preset), {
         BY_NAME[name].path: BY_NAME[name].to_config(v) for name, v in values.items() if v is not None})
+    config.check_memory(cfg)
+    return cfg
 
 
 def grid(preset: str = "smoke", **given) -> list[RunConfig]:

@@ -14,7 +14,9 @@ from tasks.knobs import AXES, KNOBS, build_config, grid
 # a value other than the smoke preset's for every knob, as an option's text and as the config has it
 OTHER = {"p": ("13", 13), "task": ("mul", "mul"), "seed": ("7", 7), "data_seed": ("8", 8), "frac_train": ("0.5", 0.5),
          "num_epochs": ("60", 60), "lr": ("0.002", 2e-3), "weight_decay": ("0.5", 0.5),
-         "checkpoints": ("0,10,20", (0, 10, 20, 59)), "d_mlp": ("100", 100), "ln": (None, "LN")}
+         "checkpoints": ("0,10,20", (0, 10, 20, 59)), "d_mlp": ("100", 100), "ln": (None, "LN"),
+         "n_layers": ("2", 2), "n_heads": ("2", 2), "d_model": ("64", 64), "d_head": ("16", 16),
+         "act_fn": ("gelu", "gelu"), "state_every": ("100", 100)}
 
 
 def _field(cfg, path):
