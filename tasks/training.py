@@ -99,6 +99,8 @@ def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False, ma
 
 OnCheckpoint = Callable[[int, torch.nn.Module, torch.optim.Optimizer, Series], None]
 OnProgress = Callable[[int, Series], None]
+OnState = Callable[[int, torch.nn.Module, torch.optim.Optimizer], None]
+ShouldCheckpoint = Callable[[int, torch.Tensor, torch.nn.Module], bool]
 
 
 def train(
@@ -114,6 +116,8 @@ def train(
     compile_mode: str = "auto",
     stop_epoch: int | None = None,
     matmul: str | None = None,
+    on_state: OnState | None = None,
+    should_checkpoint: ShouldCheckpoint | None = None,
 ) -> Series:
     """Train ``model`` from ``start_epoch`` (whose weights and optimiser state it holds) to
     ``cfg.num_epochs - 1``. ``on_checkpoint(epoch, model, optimizer, series)`` runs at each
@@ -121,7 +125,12 @@ def train(
     ``compile_mode``: ``auto`` | ``on`` | ``off`` (see :func:`tasks.accel.should_compile`).
     ``stop_epoch``: stop once that epoch is evaluated (and checkpointed), before its step.
     ``matmul``: ``"torch"`` keeps the fast forward's products on ``torch.matmul`` (default: oneDNN
-    where available; ``tasks.onednn.choice``)."""
+    where available; ``tasks.onednn.choice``). ``on_state(epoch, model, optimizer)`` runs
+    at every multiple of ``cfg.state_every`` (none if 0), after ``on_checkpoint``.
+    ``should_checkpoint(epoch, measured, model)`` picks the checkpoints instead of
+    ``cfg.checkpoint_epochs`` (e.g. :class:`tasks.adaptive.Decider`): it is asked at every epoch
+    whose test split is evaluated, with that epoch's measurements (a (4,) float64 tensor on the
+    device, in ``SERIES`` order), so a rule that reads them syncs once per ``test_every`` epochs."""
     device = next(model.parameters()).device
     tune_allocator()
     probe = data.full_probe(cfg).to(device)
@@ -145,15 +154,19 @@ def train(
         return series
 
     checkpoints = set(cfg.checkpoint_epochs)
+    decide = should_checkpoint or (lambda epoch, measured, model: epoch in checkpoints)
     last_report = time.monotonic()
     for epoch in range(start_epoch, cfg.num_epochs):
         loss, acc = evaluate(x_train, y_train)
         record[epoch, 0], record[epoch, 2] = loss.detach(), acc
-        if epoch % cfg.test_every == 0 or epoch in checkpoints:
+        tested = epoch % cfg.test_every == 0 or epoch in checkpoints
+        if tested:
             with torch.no_grad():
                 record[epoch, 1], record[epoch, 3] = evaluate(x_test, y_test)
-        if epoch in checkpoints and on_checkpoint:
+        if tested and decide(epoch, record[epoch], model) and on_checkpoint:
             on_checkpoint(epoch, model, optimizer, flush(epoch))
+        if on_state and cfg.state_every and epoch % cfg.state_every == 0:
+            on_state(epoch, model, optimizer)
         if epoch == stop_epoch:
             return flush(epoch)
         if epoch < cfg.num_epochs - 1:
