@@ -16,7 +16,7 @@ OTHER = {"p": ("13", 13), "task": ("mul", "mul"), "seed": ("7", 7), "data_seed":
          "num_epochs": ("60", 60), "lr": ("0.002", 2e-3), "weight_decay": ("0.5", 0.5),
          "checkpoints": ("0,10,20", (0, 10, 20, 59)), "d_mlp": ("100", 100), "ln": (None, "LN"),
          "n_layers": ("2", 2), "n_heads": ("2", 2), "d_model": ("64", 64), "d_head": ("16", 16),
-         "act_fn": ("gelu", "gelu"), "state_every": ("100", 100)}
+         "act_fn": ("gelu", "gelu"), "init": ("native", "native"), "state_every": ("100", 100)}
 
 
 def _field(cfg, path):
@@ -84,7 +84,7 @@ def test_the_train_page_shows_the_labelled_knobs_and_starts_tdw_with_their_flags
 
 
 def test_ln_is_a_switch_both_ways():
-    ln = _config(parser().parse_args(["run", "--preset", "smoke", "--ln"]))
+    ln = _config(parser().parse_args(["run", "--preset", "smoke", "--ln", "--init", "native"]))
     assert ln.model.normalization_type == "LN" and ln.run_id == "p31-s999-d598-11422a05"  # test_run_ids
     assert _config(parser().parse_args(["run", "--preset", "smoke", "--no-ln"])) == preset("smoke")
     assert build_config("smoke", ln=False, d_mlp=None) == preset("smoke")

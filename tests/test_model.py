@@ -1,8 +1,14 @@
 """Pins the TransformerLens names and shapes the analyses rely on: an upgrade that renames
 them fails here, loudly."""
 
-from tasks.config import RunConfig
-from tasks.model import HOOK_PATTERN, HOOK_POST, build_model, trainable, weights
+import math
+
+import pytest
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from tasks.config import ConfigError, ModelConfig, RunConfig
+from tasks.model import HOOK_PATTERN, HOOK_POST, WEIGHT_NAMES, build_model, tl_config, trainable, weights
 from tasks.data import full_probe
 
 
@@ -40,3 +46,50 @@ def test_hook_names_and_shapes():
     assert tuple(cache[HOOK_PATTERN].shape) == (p * p, 4, 3, 3)
     assert tuple(cache["blocks.0.hook_resid_mid"].shape) == (p * p, 3, 128)
     assert (cache[HOOK_POST] >= 0).all()
+
+
+def test_native_init_is_transformerlens_gpt2_init_seeded_by_the_run_seed():
+    """``native``: TransformerLens 4's own init of a freshly booted model (the weights every run
+    before the init knob started from), W_O and W_out at std 0.8/sqrt(d_model)/sqrt(2)."""
+    cfg = RunConfig(p=31, num_epochs=2, model=ModelConfig(init="native"))
+    ours = weights(build_model(cfg))
+    theirs = TransformerBridge.boot_native(tl_config(cfg))
+    reference = {n: getattr(theirs, n).detach() for n in WEIGHT_NAMES}
+    for name, w in ours.items():
+        ref = reference[name][0] if reference[name].shape != w.shape else reference[name]
+        assert torch.equal(w, ref), name
+    std = 0.8 / math.sqrt(128)
+    assert abs(ours["W_O"].std() - std / math.sqrt(2)) < 0.002 and abs(ours["W_E"].std() - std) < 0.003
+
+
+def test_legacy_init_is_native_with_the_output_projections_unscaled():
+    """``legacy`` (the default): every weight N(0, 0.64/d_model); all but W_O and W_out
+    bit-identical to ``native``'s, those two sqrt(2 n_layers) times native's; a function of the
+    seed alone."""
+    cfg = RunConfig(p=31, num_epochs=2)
+    assert cfg.model.init == "legacy"
+    legacy, again = weights(build_model(cfg)), weights(build_model(cfg))
+    native = weights(build_model(cfg.replace(**{"model.init": "native"})))
+    other_seed = weights(build_model(cfg.replace(seed=1)))
+    for name in WEIGHT_NAMES:
+        assert torch.equal(legacy[name], again[name]) and not torch.equal(legacy[name], other_seed[name])
+        if name in ("W_O", "W_out"):
+            assert torch.allclose(legacy[name], native[name] * math.sqrt(2), rtol=1e-6, atol=0)
+            assert abs(legacy[name].std() - 0.8 / math.sqrt(128)) < 0.002
+        else:
+            assert torch.equal(legacy[name], native[name]), name
+
+
+@pytest.mark.parametrize("init", ["xavier_normal", "kaiming_uniform"])
+def test_other_transformerlens_schemes_are_seeded(init):
+    cfg = RunConfig(p=31, num_epochs=2, model=ModelConfig(init=init))
+    a, b = weights(build_model(cfg)), weights(build_model(cfg))
+    legacy = weights(build_model(cfg.replace(**{"model.init": "legacy"})))
+    assert all(torch.equal(a[n], b[n]) for n in WEIGHT_NAMES)
+    assert not torch.equal(a["W_in"], legacy["W_in"])
+    assert all(not p.requires_grad for n, p in build_model(cfg).named_parameters() if n.endswith(".bias"))
+
+
+def test_an_unknown_init_is_refused():
+    with pytest.raises(ConfigError, match="init must be one of legacy, native"):
+        RunConfig(model=ModelConfig(init="orthogonal"))
