@@ -3,6 +3,7 @@
     <root>/<run_id>/config.json
     <root>/<run_id>/checkpoints/epoch_00100.safetensors
     <root>/<run_id>/state/latest.safetensors
+    <root>/<run_id>/state/epoch_00500.safetensors
     <root>/<run_id>/store.zarr/
 
 The root is a local folder or an fsspec URL (``s3://bucket/prefix``); ``store.files`` does the
@@ -58,7 +59,25 @@ def checkpoint_path(root: str, run_id: str, epoch: int) -> str:
 
 
 def train_state_path(root: str, run_id: str) -> str:
-    return os.path.join(run_dir(root, run_id), "state", "latest.safetensors")
+    return os.path.join(state_dir(root, run_id), "latest.safetensors")
+
+
+def state_dir(root: str, run_id: str) -> str:
+    return os.path.join(run_dir(root, run_id), "state")
+
+
+def state_path(root: str, run_id: str, epoch: int) -> str:
+    """The saved training state (weights and AdamW moments) at ``epoch``, for replay."""
+    return os.path.join(state_dir(root, run_id), f"epoch_{epoch:05d}.safetensors")
+
+
+def state_epochs(root: str, run_id: str) -> list[int]:
+    """The epochs with a saved training state, sorted (none for a run without states)."""
+    folder = state_dir(root, run_id)
+    if not files.isdir(folder):
+        return []
+    found = (re.fullmatch(r"epoch_(\d+)\.safetensors", name) for name in files.listdir(folder))
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def store_path(root: str, run_id: str) -> str:

@@ -3,7 +3,9 @@ an object-store root, one PUT).
 
 ``epoch_XXXXX.safetensors`` holds the model's ``state_dict`` with the run config and the epoch
 in its header metadata, so a checkpoint alone rebuilds its model. ``state/latest.safetensors``
-holds what exact resume also needs: the AdamW moments and step count at that epoch. Only
+holds what exact resume also needs: the AdamW moments and step count at that epoch.
+``state/epoch_XXXXX.safetensors`` (every ``state_every`` epochs) holds the weights and the
+moments together, so training can be replayed from it (``tdw zoom``). Only
 safetensors are ever loaded (never pickle).
 """
 
@@ -129,10 +131,8 @@ def load_into(model: torch.nn.Module, path: str, cfg: RunConfig, epoch: int) -> 
     model.load_state_dict(tensors)
 
 
-def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str], epoch: int,
-                     matmul: str = "torch") -> None:
-    """AdamW moments per trainable parameter (``names`` in optimiser order) at ``epoch``, and
-    the products the run was trained with (``matmul``: ``tasks.onednn.choice``)."""
+def _moments(optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor], float]:
+    """The AdamW moments per trainable parameter (``names`` in optimiser order) and the step."""
     tensors, steps = {}, set()
     params = optimizer.param_groups[0]["params"]
     for name, param in zip(names, params, strict=True):
@@ -141,15 +141,50 @@ def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
             tensors[f"{name}.exp_avg"] = st["exp_avg"]
             tensors[f"{name}.exp_avg_sq"] = st["exp_avg_sq"]
             steps.add(float(st["step"]))
-    meta = {"format": FORMAT, "epoch": str(epoch), "step": str(steps.pop() if steps else 0.0), "matmul": matmul}
-    _atomic_save(tensors, path, meta)
+    return tensors, steps.pop() if steps else 0.0
+
+
+def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str], epoch: int,
+                     matmul: str = "torch") -> None:
+    """AdamW moments per trainable parameter (``names`` in optimiser order) at ``epoch``, and
+    the products the run was trained with (``matmul``: ``tasks.onednn.choice``)."""
+    tensors, step = _moments(optimizer, names)
+    _atomic_save(tensors, path, {"format": FORMAT, "epoch": str(epoch), "step": str(step), "matmul": matmul})
+
+
+def save_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, names: list[str],
+               cfg: RunConfig, epoch: int, matmul: str, compiled: bool) -> None:
+    """Everything a replay from ``epoch`` needs in one file: the model's ``state_dict`` (as
+    ``model.<name>``), the AdamW moments, and how the steps were computed (the products and
+    whether the loss was compiled)."""
+    tensors, step = _moments(optimizer, names)
+    tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
+    _atomic_save(tensors, path, {"format": FORMAT, "epoch": str(epoch), "step": str(step), "matmul": matmul,
+                                 "compiled": str(int(compiled)), "run_id": cfg.run_id})
+
+
+def load_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, names: list[str],
+               cfg: RunConfig) -> dict:
+    """Restore a :func:`save_state` file into ``model`` and ``optimizer``; returns ``{"epoch",
+    "matmul", "compiled"}``. Raises :class:`CheckpointError` if it is damaged or another run's."""
+    tensors, meta = read_checkpoint(path)
+    if meta.get("run_id") != cfg.run_id:
+        raise CheckpointError(f"state {path} is run {meta.get('run_id')}, expected run {cfg.run_id}")
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    _restore(optimizer, names, tensors, float(meta["step"]))
+    return {"epoch": int(meta["epoch"]), "matmul": meta["matmul"], "compiled": meta["compiled"] == "1"}
 
 
 def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[int, str]:
     """Restore the optimiser from ``path``; returns the epoch it belongs to and the products the
     run was trained with (``"torch"`` for a state saved before they were recorded)."""
     tensors, meta = read_checkpoint(path)
-    step = float(meta["step"])
+    _restore(optimizer, names, tensors, float(meta["step"]))
+    return int(meta["epoch"]), meta.get("matmul", "torch")
+
+
+def _restore(optimizer: torch.optim.Optimizer, names: list[str], tensors: dict[str, torch.Tensor],
+             step: float) -> None:
     group = optimizer.param_groups[0]
     # fused (and capturable) AdamW keeps its step count on the parameter's device, the
     # per-parameter loop on the CPU; a CPU step next to CUDA parameters fails the fused kernel
@@ -161,7 +196,6 @@ def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
                 "exp_avg": tensors[f"{name}.exp_avg"].to(param.device),
                 "exp_avg_sq": tensors[f"{name}.exp_avg_sq"].to(param.device),
             }
-    return int(meta["epoch"]), meta.get("matmul", "torch")
 
 
 def checkpoint_metadata(path: str, verify: bool = False) -> dict:

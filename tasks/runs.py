@@ -18,8 +18,9 @@ from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
 from tasks import onednn, problems, progress
+from tasks.accel import should_compile
 from tasks.lock import layout_lock, training_lock
-from tasks.analyses import ANALYSES, BY_NAME, variables
+from tasks.analyses import BY_NAME, in_store, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
 from tasks.config import ENV_DEVICE, RunConfig, RunError
@@ -189,13 +190,14 @@ def train_run(
 ) -> Series:
     """Train (or resume) the run on ``device`` (else ``$TDW_DEVICE``, else CUDA when present,
     else CPU); at each checkpoint write the weights, the resume state and
-    the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis).
+    the series so far, then call ``on_checkpoint(epoch)`` (e.g. to fan out its analysis); at
+    every multiple of ``cfg.state_every`` save the training state for replays (``tdw zoom``).
     About once a second the progress file (``tasks.progress``) is replaced, then
     ``on_progress(epoch, series)`` called. Raises ``tasks.lock.RunBusy`` while another process
     trains the run."""
     dev = pick_device(device or os.environ.get(ENV_DEVICE))
     for folder in (layout.run_dir(root, cfg.run_id), layout.checkpoint_dir(root, cfg.run_id),
-                   os.path.dirname(layout.train_state_path(root, cfg.run_id))):
+                   layout.state_dir(root, cfg.run_id)):
         ckpt.remove_partials(folder)  # left by a writer killed mid-write; the renamed files are whole
     remove_stale_partials(root, cfg.run_id)
     model = build_model(cfg, dev)
@@ -234,8 +236,15 @@ def train_run(
         if on_progress:
             on_progress(epoch, series)
 
-    return train(cfg, model, optimizer, start_epoch=start, series=series,
-                 on_checkpoint=save, on_progress=report, compile_mode=compile_mode, matmul=matmul)
+    compiled = should_compile(cfg, dev, compile_mode)
+
+    def keep_state(epoch: int, model, optimizer) -> None:  # for tdw zoom's replays
+        ckpt.save_state(layout.state_path(root, cfg.run_id, epoch), model, optimizer, names, cfg, epoch,
+                        matmul, compiled)
+
+    return train(cfg, model, optimizer, start_epoch=start, series=series, on_checkpoint=save,
+                 on_progress=report, compile_mode="on" if compiled else "off", matmul=matmul,
+                 on_state=keep_state)
 
 
 _spare_models: dict[str, list[torch.nn.Module]] = {}
@@ -264,7 +273,7 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     cfg = load_config(root, run_id)
     store = open_run(root, run_id)
     keys = store.key_frequencies()
-    todo = [BY_NAME[n] for n in (names or [a.name for a in ANALYSES])]
+    todo = [BY_NAME[n] for n in (names or [a.name for a in in_store(store.has)])]
     todo = [a for a in todo if keys or not a.needs_keys]  # those wait for the key frequencies
     if not force:
         todo = [a for a in todo if not store.is_done(a.name, epoch, a.version(keys))]
@@ -288,6 +297,13 @@ def prepare_analysis(root: str, run_id: str) -> None:
     remove_stale_partials(root, run_id)
     with layout_lock(root):  # another process may be adding the same arrays
         open_run(root, run_id).ensure_variables(variables())
+
+
+def add_analyses(root: str, run_id: str, names: tuple[str, ...]) -> None:
+    """Ask for the optional analyses ``names`` (e.g. ``("llc",)``) on this run: their arrays are
+    created, so every later fan-out computes them (``tasks.analyses.in_store``)."""
+    with layout_lock(root):
+        open_run(root, run_id).ensure_variables(variables(names))
 
 
 def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> list[int] | None:
@@ -321,7 +337,7 @@ def pending_epochs(root: str, run_id: str) -> list[int]:
     store = open_run(root, run_id)
     keys = store.key_frequencies()
     stale = np.zeros(len(store.epochs), dtype=bool)
-    for a in ANALYSES:
+    for a in in_store(store.has):
         if keys or not a.needs_keys:
             stale |= ~store.done_mask(a.name, a.version(keys))
     return [int(e) for e, s in zip(store.epochs, stale) if s and checkpoint_ok(root, cfg, int(e))]
@@ -335,7 +351,7 @@ def run_status(root: str, run_id: str) -> dict:
     except StoreError as exc:
         return {"run_id": run_id, "config": cfg, "error": str(exc)}
     done = np.ones(len(store.epochs), dtype=bool)
-    for a in ANALYSES:
+    for a in in_store(store.has):
         done &= store.done_mask(a.name)
     trained = int(store.attrs.get("trained_through", -1))
     acc = store.series()["test_acc"]
