@@ -18,9 +18,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from tasks import problems
+from tasks import adaptive, problems
 
-EXTENT = ("num_epochs", "checkpoint_epochs", "test_every", "state_every")  # RunConfig fields outside the identity
+EXTENT = ("num_epochs", "checkpoint_epochs", "test_every", "state_every",  # RunConfig fields outside the identity
+          "schedule", "checkpoints_max", "checkpoint_floor", "schedule_thresholds")
 # The identity fields hashed into every run id: the fields as they stood when run ids were pinned
 # (tests/test_run_ids.py). Never add to this set.
 HASHED_ALWAYS = frozenset({
@@ -118,15 +119,32 @@ class RunConfig:
     # training state (weights, AdamW moments) saved every N epochs for ``tdw zoom`` (0: never);
     # at p = 113 a replay of up to 500 epochs takes ~20 s on one CPU thread
     state_every: int = 500
+    # "fixed": checkpoint_epochs (the numbers below unset); "adaptive": checkpoints where the
+    # dynamics move (tasks.adaptive), at most checkpoints_max of them (0: as many as the default
+    # fixed schedule), at least one every checkpoint_floor epochs (0: derived), with thresholds
+    # on |d ln test loss|, |d test accuracy| and the relative parameter distance (empty:
+    # tasks.adaptive.THRESHOLDS). An adaptive run's checkpoint_epochs are those decided so far
+    # (and the final epoch).
+    schedule: str = "fixed"
+    checkpoints_max: int = 0
+    checkpoint_floor: int = 0
+    schedule_thresholds: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         validate(self)
         if not self.checkpoint_epochs:
-            object.__setattr__(self, "checkpoint_epochs", default_schedule(self.p, self.num_epochs))
+            fixed = self.schedule == "fixed"
+            object.__setattr__(self, "checkpoint_epochs", default_schedule(self.p, self.num_epochs) if fixed else (0,))
         object.__setattr__(
             self, "checkpoint_epochs", normalise_schedule(self.checkpoint_epochs, self.num_epochs)
         )
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "schedule_thresholds", tuple(float(t) for t in self.schedule_thresholds))
+        if self.schedule == "adaptive":
+            _fill_adaptive(self)
+        else:  # the adaptive schedule's numbers do not apply
+            for name, unset in (("checkpoints_max", 0), ("checkpoint_floor", 0), ("schedule_thresholds", ())):
+                object.__setattr__(self, name, unset)
 
     # --- derived ---
     @property
@@ -198,14 +216,32 @@ def _baselines(prefix: str) -> dict:
 
 def override(cfg: RunConfig, changes: dict[str, object]) -> RunConfig:
     """``cfg`` with the fields at ``changes``' paths (``"lr"``, ``"model.d_mlp"``) replaced; a
-    new ``num_epochs`` without ``checkpoint_epochs`` re-derives the default schedule."""
+    new ``num_epochs`` or ``schedule`` re-derives what is not given of the checkpoint epochs and
+    an adaptive schedule's budget and floor."""
     top = {path: value for path, value in changes.items() if not path.startswith("model.")}
     model = {path.removeprefix("model."): v for path, v in changes.items() if path.startswith("model.")}
     if model:
         top["model"] = dataclasses.replace(cfg.model, **model)
-    if "num_epochs" in top and "checkpoint_epochs" not in top:
-        top["checkpoint_epochs"] = ()
+    if "num_epochs" in top or "schedule" in top:
+        for derived in ("checkpoint_epochs", "checkpoints_max", "checkpoint_floor"):
+            top.setdefault(derived, RunConfig.__dataclass_fields__[derived].default)
     return dataclasses.replace(cfg, **top)
+
+
+def _fill_adaptive(c: RunConfig) -> None:
+    """An adaptive schedule's budget, floor and thresholds where left unset, then their checks."""
+    final, forced = c.num_epochs - 1, len(set(c.checkpoint_epochs) - {0, c.num_epochs - 1})
+    budget = c.checkpoints_max or len(default_schedule(c.p, c.num_epochs))
+    object.__setattr__(c, "checkpoints_max", budget)
+    if not c.checkpoint_floor:
+        object.__setattr__(c, "checkpoint_floor", adaptive.derived_floor(budget, final, c.test_every, forced))
+    object.__setattr__(c, "schedule_thresholds", c.schedule_thresholds or adaptive.THRESHOLDS)
+    if len(c.checkpoint_epochs) > budget:
+        raise ConfigError(f"an adaptive schedule of at most {budget} checkpoints cannot hold the "
+                          f"{len(c.checkpoint_epochs)} listed (epoch 0 and the final one included)")
+    if len(c.schedule_thresholds) != len(adaptive.THRESHOLDS) or min(c.schedule_thresholds) <= 0:
+        raise ConfigError(f"schedule_thresholds must be {len(adaptive.THRESHOLDS)} positive numbers "
+                          f"(ln test loss, test accuracy, parameter distance), got {list(c.schedule_thresholds)}")
 
 
 def check_device_name(device: str | None) -> None:
@@ -257,6 +293,12 @@ def validate(c: RunConfig) -> None:
          f"test_every must be an integer >= 1, got {c.test_every!r}")
     need(isinstance(c.state_every, int) and not isinstance(c.state_every, bool) and c.state_every >= 0,
          f"state_every must be an integer >= 0 (0: no saved states), got {c.state_every!r}")
+    need(c.schedule in adaptive.SCHEDULES, f"schedule must be one of {', '.join(adaptive.SCHEDULES)}, got {c.schedule!r}")
+    for name in ("checkpoints_max", "checkpoint_floor"):
+        v = getattr(c, name)
+        need(isinstance(v, int) and not isinstance(v, bool) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
+    need(c.checkpoints_max == 0 or c.checkpoints_max >= 2,
+         f"checkpoints_max must be at least 2 (epoch 0 and the final epoch), got {c.checkpoints_max}")
     need(c.lr > 0, f"lr must be positive, got {c.lr}")
     need(c.weight_decay >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
     need(len(c.betas) == 2 and all(0 <= b < 1 for b in c.betas), f"betas must be two numbers in [0, 1), got {c.betas}")
