@@ -40,13 +40,16 @@ def version_stamp(version: str) -> int:
 
 
 def _create(group: zarr.Group, var: Variable, sizes: dict[str, int]) -> zarr.Array:
-    shape = tuple(sizes[d] for d in var.dims)
+    shape = tuple({**sizes, **var.sizes}[d] for d in var.dims)
     if var.dims[0] == "epoch":
         chunks = (1, *shape[1:])
         shards = None
         if var.inner_chunk:  # the epoch's shard holds whole inner chunks: its length is rounded up to them
-            inner = min(var.inner_chunk, shape[1]) or 1
-            shards, chunks = (1, -(-shape[1] // inner) * inner, *shape[2:]), (1, inner, *shape[2:])
+            lead = 2 if var.dims[1:2] == ("layer",) else 1  # per layer: inner chunks along the axis after it
+            inner = min(var.inner_chunk, shape[lead]) or 1
+            rounded = -(-shape[lead] // inner) * inner
+            shards = (1, *shape[1:lead], rounded, *shape[lead + 1:])
+            chunks = (1, *(1 for _ in shape[1:lead]), inner, *shape[lead + 1:])
     else:
         chunks, shards = (min(s, 4096) or 1 for s in shape), None
         chunks = tuple(chunks)
@@ -55,8 +58,9 @@ def _create(group: zarr.Group, var: Variable, sizes: dict[str, int]) -> zarr.Arr
         attrs["units"] = var.units
     if var.hook:
         attrs["hook"] = var.hook
-    if "freq" in var.dims:
-        attrs["coordinates"] = "freq_label"
+    labels = [label for dim, label in (("layer", "layer_label"), ("freq", "freq_label")) if dim in var.dims]
+    if labels:
+        attrs["coordinates"] = " ".join(labels)
     return group.create_array(
         var.name, shape=shape, chunks=chunks, shards=shards, dtype=var.dtype,
         fill_value=fill_value(var.dtype), compressors=_COMPRESSOR, dimension_names=var.dims,
@@ -91,24 +95,44 @@ class RunStore:
 
     @property
     def epochs(self) -> np.ndarray:
-        """Checkpoint epochs (the ``epoch`` coordinate)."""
-        return self.array("epoch")[:]
+        """Checkpoint epochs in increasing order. Along the arrays' ``epoch`` axis they stand in
+        the order they were added (epochs inserted by a zoom come after those of the schedule;
+        the ``epoch`` coordinate labels each position); every read here returns epoch order."""
+        raw, order = self._placement()
+        return raw if order is None else raw[order]
+
+    def _placement(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(the epoch coordinate as stored, the permutation that sorts it or None if sorted)``,
+        read once per handle. Only the first ``dim_sizes["epoch"]`` positions count: a grow
+        killed between resizing the coordinate and recording the size leaves no phantom epochs."""
+        if "__placement__" not in self._arrays:
+            raw = self.array("epoch")[: self.sizes()["epoch"]]
+            ordered = bool(np.all(raw[1:] > raw[:-1]))
+            self._arrays["__placement__"] = (raw, None if ordered else np.argsort(raw, kind="stable"))
+        return self._arrays["__placement__"]
 
     def index(self, epoch: int) -> int:
-        """Position of a checkpoint epoch along ``epoch`` (looked up once per handle)."""
+        """Position of a checkpoint epoch along the ``epoch`` axis (looked up once per handle)."""
         if "__index__" not in self._arrays:
-            self._arrays["__index__"] = {int(e): i for i, e in enumerate(self.epochs)}
+            self._arrays["__index__"] = {int(e): i for i, e in enumerate(self._placement()[0])}
         try:
             return self._arrays["__index__"][int(epoch)]
         except KeyError:
             raise StoreError(f"epoch {epoch} is not a checkpoint of run {self.run_id}") from None
+
+    def _in_epoch_order(self, name: str, values: np.ndarray) -> np.ndarray:
+        """A whole array read along its first dimension, put in epoch order if that is ``epoch``."""
+        raw, order = self._placement()
+        if tuple(self.array(name).metadata.dimension_names or ())[:1] != ("epoch",):
+            return values
+        return values[: len(raw)] if order is None else values[: len(raw)][order]
 
     def dims(self) -> dict[str, int]:
         """``p, d_mlp, n_heads, num_epochs``: what the dimension sizes derive from."""
         cfg = self.group.attrs["config"]
         return self.group.attrs.get("dims") or {  # stores written before "dims" was recorded
             "p": cfg["p"], "d_mlp": cfg["model"]["d_mlp"], "n_heads": cfg["model"]["n_heads"],
-            "num_epochs": cfg["num_epochs"]}
+            "num_epochs": cfg["num_epochs"], "n_layers": cfg["model"].get("n_layers", 1)}
 
     @property
     def task(self) -> str:
@@ -134,10 +158,18 @@ class RunStore:
 
     # --- writing (single writer per epoch) ---
     def ensure_variables(self, variables: list[Variable]) -> None:
-        """Create the arrays that do not exist yet (one writer, before any fan-out)."""
+        """Create the arrays that do not exist yet, and replace those stored with other
+        dimensions (a store written before the ``layer`` dimension) together with their
+        analysis's done record, which then reads "not done" (one writer, before any fan-out)."""
         self._ensure_coordinates()
         sizes = self.sizes()
         for var in variables:
+            if var.name in self.group and tuple(self.group[var.name].metadata.dimension_names or ()) != var.dims:
+                del self.group[var.name]
+                self._arrays.pop(var.name, None)
+                done = f"{var.attrs.get('analysis')}_done"
+                if done in self.group:
+                    self.group[done][:] = 0
             if var.name not in self.group:
                 _create(self.group, var, sizes)
             elif var.attrs and any(k not in self.group[var.name].attrs for k in var.attrs):
@@ -151,8 +183,10 @@ class RunStore:
         epochs = list(self.epochs) if "epoch" in self.group else epochs
         if "task_formula" not in self.group.attrs:
             self.group.attrs.update(task_attributes(problem.name, problem.formula, basis))
-        self.group.attrs["dim_sizes"] = dim_sizes(basis, d["p"], d["d_mlp"], d["n_heads"], len(epochs), d["num_epochs"])
-        coords = coordinates(basis, problem.formula, d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"])
+        layers = d.get("n_layers", 1)  # a store written before depth was a knob: 1 layer
+        self.group.attrs["dim_sizes"] = dim_sizes(basis, d["p"], d["d_mlp"], d["n_heads"], len(epochs),
+                                                  d["num_epochs"], layers)
+        coords = coordinates(basis, problem.formula, d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"], layers)
         for name, (cdims, values, attrs) in coords.items():
             if name in self.group:
                 continue
@@ -181,13 +215,14 @@ class RunStore:
         return name in self.group and int(self.array(name)[self.index(epoch)]) == version_stamp(version)
 
     def done_mask(self, analysis: str, version: str | None = None) -> np.ndarray:
-        """Bool per checkpoint: done (at ``version``, if given; at any version otherwise)."""
+        """Bool per checkpoint in epoch order: done (at ``version``, if given; at any version
+        otherwise)."""
         name = f"{analysis}_done"
         if name not in self.group:
             return np.zeros(len(self.epochs), dtype=bool)
         if version is None and not zarr.config.get("array.write_empty_chunks"):
-            return self._stored_chunks(self.array(name))
-        stamps = self.array(name)[:]
+            return self._in_epoch_order(name, self._stored_chunks(self.array(name)))
+        stamps = self._in_epoch_order(name, self.array(name)[:])
         return stamps == version_stamp(version) if version else stamps != 0
 
     @staticmethod
@@ -231,12 +266,13 @@ class RunStore:
 
     # --- reading ---
     def read(self, name: str, epoch: int | None = None, *index) -> np.ndarray:
-        """Whole array, or one epoch's slice (optionally indexed further, e.g. one neuron). One
+        """Whole array (in epoch order), or one epoch's slice (optionally indexed further, e.g. one
+        neuron). One
         epoch of a local store is read from its chunk file directly where ``store.direct_read``
         reads that layout (~4x faster than through Zarr for one neuron's map); else by Zarr."""
         arr = self.array(name)
         if epoch is None:
-            return arr[:]
+            return self._in_epoch_order(name, arr[:])
         i = self.index(epoch)
         key = ("direct", name)
         reader = self._arrays.get(key, False)
@@ -352,23 +388,27 @@ def list_runs(root: str) -> list[str]:
     return [r for r in layout.list_run_ids(root) if files.isfile(f"{layout.store_path(root, r)}/zarr.json")]
 
 
-def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> None:
-    """Extend a run to more epochs and checkpoints, in one place, by the one writer, before new
-    analysis tasks fan out. Existing epochs keep their index; nothing written is touched."""
-    old = list(store.epochs)
-    new = list(checkpoint_epochs)
-    if new[: len(old)] != old:
-        raise StoreError(f"run {store.run_id}: a grown schedule must keep the existing checkpoints {old}")
+def grow(store: RunStore, config: dict, checkpoint_epochs, num_epochs: int) -> list[int]:
+    """Give a run the checkpoints of ``checkpoint_epochs`` it lacks (an extension's later ones,
+    or a zoom's inserted between existing ones) and ``num_epochs`` epochs of series, in one
+    place, by the one writer, before new analysis tasks fan out. New epochs take new positions
+    at the end of the ``epoch`` axis, so nothing written moves or changes; readers here see
+    epoch order (``RunStore.epochs``). The epoch count in the root attributes is the commit
+    point and ``config.json`` follows it: a grow killed at any moment, run again, completes.
+    Returns the epochs added."""
+    placed = [int(e) for e in store._placement()[0]]
+    added = sorted(set(int(e) for e in checkpoint_epochs) - set(placed))  # existing ones all stay
     sizes = store.sizes()
-    sizes.update({"epoch": len(new), "series_epoch": num_epochs})
+    sizes.update({"epoch": len(placed) + len(added), "series_epoch": num_epochs})
     for name, arr in store.group.arrays():
         dims = tuple(arr.metadata.dimension_names or ())
         if dims and dims[0] in ("epoch", "series_epoch") and name not in ("epoch", "series_epoch"):
             arr.resize((sizes[dims[0]], *arr.shape[1:]))
-    for name, values in (("epoch", np.asarray(new)), ("series_epoch", np.arange(num_epochs))):
+    for name, values in (("epoch", np.asarray(placed + added)), ("series_epoch", np.arange(num_epochs))):
         store.group[name].resize(values.shape)
         store.group[name][:] = values
     dims = {**store.dims(), "num_epochs": num_epochs}
     store.group.attrs.update({"dim_sizes": sizes, "config": config, "dims": dims})
     store._arrays.clear()  # handles opened before the resize know the old shapes
     files.write_text(layout.config_path(store.root, store.run_id), json.dumps(config, indent=2, sort_keys=True))
+    return added

@@ -18,6 +18,7 @@ from store import files, layout
 from store.run_store import StoreError, consolidate, create_run, grow, open_run, remove_stale_partials
 from tasks import checkpoints as ckpt
 from tasks import onednn, problems, progress
+from tasks.adaptive import Decider, Rule
 from tasks.accel import should_compile
 from tasks.lock import layout_lock, training_lock
 from tasks.analyses import BY_NAME, in_store, variables
@@ -45,7 +46,8 @@ def load_config(root: str, run_id: str) -> RunConfig:
 
 
 def _dims(cfg: RunConfig) -> dict:
-    return {"p": cfg.p, "d_mlp": cfg.model.d_mlp, "n_heads": cfg.model.n_heads, "num_epochs": cfg.num_epochs}
+    return {"p": cfg.p, "d_mlp": cfg.model.d_mlp, "n_heads": cfg.model.n_heads, "num_epochs": cfg.num_epochs,
+            "n_layers": cfg.model.n_layers}
 
 
 def prepare_run(root: str, cfg: RunConfig) -> RunConfig:
@@ -214,12 +216,15 @@ def train_run(
     store = open_run(root, cfg.run_id)
     names = list(trainable(model))
     flushed = [start]
+    decider, place = _adaptive(root, cfg, start, store)
 
     def save(epoch: int, model, optimizer, series: Series) -> None:
-        # weights, then the series so far, then the resume state: the state is the commit
-        # point, so a kill at any moment resumes from a state whose epochs are all on disk
+        # weights, then (an adaptive run's new checkpoint) the epoch in the store and config,
+        # then the series so far, then the resume state: the state is the commit point, so a
+        # kill at any moment resumes from a state whose epochs are all on disk
         if not checkpoint_ok(root, cfg, epoch):
             ckpt.save_checkpoint(layout.checkpoint_path(root, cfg.run_id, epoch), model, cfg, epoch)
+        place(epoch)
         store.write_series(series.as_dict(), flushed[0], epoch + 1)
         flushed[0] = epoch + 1
         ckpt.save_train_state(layout.train_state_path(root, cfg.run_id), optimizer, names, epoch, matmul)
@@ -244,7 +249,28 @@ def train_run(
 
     return train(cfg, model, optimizer, start_epoch=start, series=series, on_checkpoint=save,
                  on_progress=report, compile_mode="on" if compiled else "off", matmul=matmul,
-                 on_state=keep_state)
+                 on_state=keep_state, should_checkpoint=decider)
+
+
+def _adaptive(root: str, cfg: RunConfig, start: int, store) -> tuple[Decider | None, Callable[[int], None]]:
+    """For an adaptive run resumed at ``start`` (a checkpoint: 0, or the one its resume state
+    was saved at): the rule deciding its checkpoints (``tasks.adaptive``), and ``place(epoch)``,
+    which adds a newly decided checkpoint to the store and ``config.json`` (one writer, under
+    the layout lock, before the epoch's analysis fans out). For a fixed schedule: (None, a
+    no-op)."""
+    if cfg.schedule != "adaptive":
+        return None, lambda epoch: None
+    decided = set(cfg.checkpoint_epochs)
+
+    def place(epoch: int) -> None:
+        if epoch in decided:
+            return
+        decided.add(epoch)
+        grown = cfg.replace(checkpoint_epochs=tuple(sorted(decided)))
+        with layout_lock(root):
+            grow(store, grown.to_dict(), grown.checkpoint_epochs, grown.num_epochs)
+
+    return Decider(Rule.of(cfg), used=sum(e < start for e in decided)), place
 
 
 _spare_models: dict[str, list[torch.nn.Module]] = {}
@@ -282,7 +308,7 @@ def analyze_epoch(root: str, run_id: str, epoch: int, names: list[str] | None = 
     path = layout.checkpoint_path(root, run_id, epoch)
     with _analysis_model(cfg) as model:
         ckpt.load_into(model, path, cfg, epoch)
-        probe = Probe(cfg, model, tuple(h for a in todo for h in a.hooks))
+        probe = Probe(cfg, model, tuple(h for a in todo for h in a.hook_names(cfg.model.n_layers)))
         for analysis in todo:
             results = analysis.fn(probe, keys) if analysis.needs_keys else analysis.fn(probe)
             for var in analysis.outputs:

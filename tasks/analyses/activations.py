@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from tasks.analyses.probe import Probe
-from tasks.model import HOOK_POST
+from tasks.model import MLP_POST
 
 
 def neuron_activations(probe: Probe) -> dict[str, np.ndarray]:
-    """neuron_activations (neuron, a, b): each neuron's post-ReLU activation at '=' over the
-    operand grid, float16."""
-    return {"neuron_activations": probe.on_grid(probe.acts(HOOK_POST)).half().numpy()}
+    """neuron_activations (layer, neuron, a, b): each layer's neurons' activation at '=' over
+    the operand grid, float16."""
+    maps = [probe.on_grid(probe.layer_acts(MLP_POST, layer)) for layer in range(probe.n_layers)]
+    return {"neuron_activations": torch.stack(maps).half().numpy()}

@@ -7,14 +7,19 @@ import torch
 
 from tasks.analyses.fourier import neuron_freq_fraction
 from tasks.analyses.probe import Probe
-from tasks.model import HOOK_PATTERN
+from tasks.model import ATTN_PATTERN
 from tasks.problems.basis import Basis
 
 
 def attention(probe: Probe) -> dict[str, np.ndarray]:
-    """``attention_measures`` of the probe's attention patterns from '='."""
-    pattern = probe.acts(HOOK_PATTERN)  # (n, head, key_pos)
-    return attention_measures(pattern, probe.on_grid(pattern[:, :, 0]), probe.basis)
+    """``attention_measures`` of each layer's attention patterns from '=', stacked along a
+    leading layer axis: attention_mean (layer, head, position), attention_to_a (layer, head, a,
+    b), head_freq_fraction (layer, head, freq)."""
+    per_layer = []
+    for layer in range(probe.n_layers):
+        pattern = probe.layer_acts(ATTN_PATTERN, layer)  # (n, head, key_pos)
+        per_layer.append(attention_measures(pattern, probe.on_grid(pattern[:, :, 0]), probe.basis))
+    return {name: np.stack([m[name] for m in per_layer]) for name in per_layer[0]}
 
 
 def attention_measures(pattern: torch.Tensor, to_a: torch.Tensor, basis: Basis) -> dict[str, np.ndarray]:

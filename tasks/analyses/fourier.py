@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tasks.analyses.probe import Probe
-from tasks.model import HOOK_POST
+from tasks.model import MLP_POST
 from tasks.problems.basis import Basis
 
 
@@ -49,8 +49,11 @@ def embedding_spectrum(probe: Probe) -> dict[str, np.ndarray]:
 
 
 def neuron_frequencies(probe: Probe) -> dict[str, np.ndarray]:
-    """Each MLP neuron's frequency fractions over its map on the operand grid."""
-    return {"neuron_freq_fraction": neuron_freq_fraction(probe.on_grid(probe.acts(HOOK_POST)), probe.basis)}
+    """Each layer's MLP neurons' frequency fractions over their maps on the operand grid:
+    (layer, neuron, freq)."""
+    return {"neuron_freq_fraction": np.stack([
+        neuron_freq_fraction(probe.on_grid(probe.layer_acts(MLP_POST, layer)), probe.basis)
+        for layer in range(probe.n_layers)])}
 
 
 def embedding_norms(W_E: torch.Tensor, basis: Basis) -> dict[str, np.ndarray]:
@@ -67,11 +70,21 @@ def embedding_norms(W_E: torch.Tensor, basis: Basis) -> dict[str, np.ndarray]:
 
 def neuron_freq_fraction(acts: torch.Tensor, basis: Basis) -> np.ndarray:
     """``acts (neuron, a, b)`` on the grid in basis order -> fraction of each neuron's centred
-    variance in frequency k, shape (neuron, n//2), values in [0, 1], each row summing to <= 1.
+    variance in frequency k, shape (neuron, n//2), values in [0, 1], each row summing to <= 1
+    (``freq_energy``). A constant neuron has no variance and gets zeros.
+    """
+    block, total = freq_energy(acts, basis)
+    frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
+    return frac.clamp(0, 1).numpy()
 
-    For a neuron map N (centred), ``A = F N Fᵀ``; frequency k owns the block of rows and
-    columns {const, cos k, sin k} (for the even-n top frequency {const, cos n/2}: sin n/2 is
-    identically zero). A constant neuron has no variance and gets zeros.
+
+def freq_energy(acts: torch.Tensor, basis: Basis) -> tuple[torch.Tensor, torch.Tensor]:
+    """``acts (map, a, b)`` on the grid in basis order -> ``(block (map, n//2), total (map, 1))``:
+    each centred map's energy in frequency k and its whole energy, float32.
+
+    For a map N (centred), ``A = F N Fᵀ``; frequency k owns the block of rows and columns
+    {const, cos k, sin k} of A (for the even-n top frequency {const, cos n/2}: sin n/2 is
+    identically zero); ``total = ||N||²`` (Parseval: F is orthonormal).
     """
     F = basis_matrix(basis, torch.float32)
     centred = acts.float() - acts.float().mean(dim=(1, 2), keepdim=True)
@@ -79,9 +92,7 @@ def neuron_freq_fraction(acts: torch.Tensor, basis: Basis) -> np.ndarray:
     grouped = by_frequency(by_frequency(energy, basis, dim=1), basis, dim=2)  # (neuron, 1 + K, 1 + K)
     diag = grouped.diagonal(dim1=1, dim2=2)  # (neuron, 1 + K)
     block = diag[:, 1:] + grouped[:, 1:, 0] + grouped[:, 0, 1:] + diag[:, :1]
-    total = centred.pow(2).sum(dim=(1, 2))[:, None]  # Parseval: F is orthonormal
-    frac = torch.where(total > 0, block / total.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
-    return frac.clamp(0, 1).numpy()
+    return block, centred.pow(2).sum(dim=(1, 2))[:, None]
 
 
 KEY_RULE = "embedding norm per frequency >= threshold x its maximum, at the final checkpoint"

@@ -1,7 +1,8 @@
 """One checkpoint's inputs to every analysis, and the one place analyses read the task from: the
 task's problem and analysis basis (``tasks.problems``), the probe's inputs, labels, operand grid
 and split (built by ``tasks.data``), the checkpoint's weights and, on demand, one forward pass
-over the full probe with a filtered activation cache."""
+over the full probe with a filtered activation cache. Hooks are full TransformerLens names
+(``blocks.1.mlp.hook_post``); ``layer_acts`` resolves a block-relative one per layer."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ import torch
 
 from tasks import data, problems
 from tasks.config import RunConfig
-from tasks.fast import FastForward, applies
-from tasks.model import HOOK_PATTERN, HOOK_POST, weights
+from tasks.fast import FastForward
+from tasks.model import hook_name, weights
 from tasks.problems import Problem
 from tasks.problems.basis import Basis
-
-FAST_HOOKS = {HOOK_POST, HOOK_PATTERN}
 
 
 def _at_equals(hook: str, acts: torch.Tensor) -> torch.Tensor:
@@ -48,6 +47,10 @@ class Probe:
     @property
     def p(self) -> int:
         return self.cfg.p
+
+    @property
+    def n_layers(self) -> int:
+        return self.cfg.model.n_layers
 
     @cached_property
     def problem(self) -> Problem:
@@ -96,9 +99,16 @@ class Probe:
         return self._split[1]
 
     def _forward(self, extra: str | None = None) -> None:
+        """One forward for the logits and every hook wanted: the exact fast forward
+        (``tasks.fast``: the '=' position alone; equality with the TransformerLens hooks is
+        tested) when it yields them all, else TransformerLens's ``run_with_cache``."""
         wanted = set(self.hooks) | ({extra} if extra else set())
-        if applies(self.cfg) and wanted <= FAST_HOOKS:
-            self._fast_forward()
+        pairs = self.inputs[:, :2].to(self.weights["W_E"].device)
+        with torch.no_grad():
+            logits, acts = FastForward(self.model, self.cfg).run(pairs)
+        if wanted <= acts.keys():
+            self._logits = logits.cpu()
+            self._cache = {name: acts[name].cpu() for name in wanted}
             return
         with torch.no_grad():
             logits, cache = self.model.run_with_cache(
@@ -107,19 +117,41 @@ class Probe:
         self._logits = logits[:, -1].cpu()
         self._cache = {name: _at_equals(name, cache[name]).cpu() for name in wanted}
 
-    def _fast_forward(self) -> None:
-        """The same values through the exact last-position forward (``tasks.fast``; equality
-        with the TransformerLens hooks is tested): one position instead of three."""
-        pairs = self.inputs[:, :2].to(self.weights["W_E"].device)
-        with torch.no_grad():
-            logits, pattern, post = FastForward(self.model, self.cfg).run(pairs)
-        self._logits = logits.cpu()
-        self._cache = {HOOK_PATTERN: pattern.cpu(), HOOK_POST: post.cpu()}
-
     def acts(self, hook: str) -> torch.Tensor:
         if self._cache is None or hook not in self._cache:
             self._forward(hook)
         return self._cache[hook]
+
+    def layer_acts(self, hook: str, layer: int) -> torch.Tensor:
+        """``acts`` of a block-relative hook (``mlp.hook_post``) in ``layer``."""
+        return self.acts(hook_name(hook, layer))
+
+    def resid_pre(self) -> torch.Tensor:
+        """(d_model,): the residual stream at '=' before layer 0, the '=' token's embedding plus
+        its position's; the same for every row."""
+        w = self.weights
+        return (w["W_E"][self.inputs[0, -1]] + w["W_pos"][self.inputs.shape[1] - 1]).cpu()
+
+    def ln_final(self, resid: torch.Tensor) -> torch.Tensor:
+        """(rows, d_model) -> the final LayerNorm's output in float64 (the input itself, in
+        float64, when the model has none)."""
+        x = resid.double()
+        if "ln_final.w" not in self.weights:
+            return x
+        x = (x - x.mean(-1, keepdim=True)) / self.ln_scale(x)
+        return x * self.weights["ln_final.w"].double().cpu() + self.weights["ln_final.b"].double().cpu()
+
+    def ln_scale(self, resid: torch.Tensor) -> torch.Tensor:
+        """(rows, 1) float64: the final LayerNorm's scale ``sqrt(var + eps)`` of each row (1
+        without LayerNorm)."""
+        if "ln_final.w" not in self.weights:
+            return torch.ones(len(resid), 1, dtype=torch.float64)
+        return (resid.double().var(-1, unbiased=False, keepdim=True) + self.model.cfg.eps).sqrt()
+
+    def unembed(self, resid: torch.Tensor) -> torch.Tensor:
+        """(rows, d_model) residual stream at '=' -> (rows, classes) float64 logits, through the
+        final LayerNorm when the model has one: the logit lens of that stream."""
+        return self.ln_final(resid) @ self.weights["W_U"].double().cpu()
 
     def logits(self) -> torch.Tensor:
         if self._logits is None:
