@@ -151,6 +151,18 @@ def build_config(preset: str = DEFAULT_PRESET, **values) -> RunConfig:
     return cfg
 
 
+def options(cfg: RunConfig) -> list[str]:
+    """``--preset`` and the identity knobs' options (those that differ from the preset's) that
+    give ``cfg``'s run id, for a command that resumes or extends it; ``[]`` when none do (a
+    field no knob sets); the shortest, from the preset closest to ``cfg``."""
+    found = []
+    for name, base in config.PRESETS.items():
+        knobs = [k for k in KNOBS if k.identity and k.value(cfg) != k.value(base)]
+        if config.override(base, {k.path: k.to_config(k.value(cfg)) for k in knobs}).run_id == cfg.run_id:
+            found.append(["--preset", name, *(x for k in knobs for x in k.argv(k.value(cfg)))])
+    return min(found, key=len, default=[])
+
+
 def grid(preset: str = "smoke", **given) -> list[RunConfig]:
     """The sweep's configs, in order, duplicates (same run id) dropped: every combination of the
     axes' lists (by axis name: ``seeds=[1, 2]``), with the other knobs' single values (by knob

@@ -127,3 +127,15 @@ def test_flow_run_names_are_built_from_tasks_alone():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.split(".")[0] == "flows"}
+
+
+def test_options_give_a_run_back_its_id():
+    from tasks.config import RunConfig
+    from tasks.knobs import options
+
+    for cfg in (preset("canonical", seed=2, init="native"), preset("quick", p=113, d_mlp=100),
+                preset("smoke", task="mul", frac_train=0.5, normalization_type="LN")):
+        argv = options(cfg)
+        assert _config(parser().parse_args(["train", *argv])).run_id == cfg.run_id
+    assert options(preset("canonical", seed=2, init="native")) == ["--preset", "canonical", "--seed", "2", "--init", "native"]
+    assert options(RunConfig(betas=(0.9, 0.99))) == []  # no knob sets the betas

@@ -20,7 +20,10 @@ def test_report_on_a_run_that_did_not_grok(smoke_run, tmp_path, capsys):
     assert main(["report", cfg.run_id, "--runs", root, "--out", str(out)]) == 0
     html = out.read_text()
     assert "Validation report" in html and "Bokeh" in html and "cdn.bokeh.org" not in html  # self-contained
-    assert "| claim (Nanda et al. 2023) | holds | evidence |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| claim (Nanda et al. 2023) | holds | evidence |" in printed
+    assert "initialisation legacy" in printed and "**Not generalised by its last epoch (149)" in printed
+    assert f"`tdw train --preset smoke --epochs 300 --runs {root}`" in printed
 
 
 def test_phases_and_checks_on_a_synthetic_grokking_story(monkeypatch):
@@ -65,3 +68,29 @@ def test_phases_and_checks_on_a_synthetic_grokking_story(monkeypatch):
 
 TASKS = {"mul": Task("mul", "(a · b) mod p", "Fourier basis of Z_6 over discrete logs base 3", "fourier", 3),
          "x2+y2": Task("x2+y2", "(a² + b²) mod p", "residues (no group law of this task)", "residues", None)}
+
+
+def test_the_report_names_the_init_and_says_when_a_run_has_not_generalised(monkeypatch):
+    import numpy as np
+
+    from tasks.config import preset
+
+    n = 1000
+    acc = np.full(n, np.nan)
+    acc[::10] = np.linspace(0, 0.9, 100)  # tested every 10 epochs, never reaching 0.95
+    series = {"test_acc": acc, "train_loss": np.ones(n)}
+    cfg = preset("canonical", num_epochs=n, init="native", seed=3).to_dict()
+    del cfg["model"]["init"]  # a config written before the init knob: a native run
+    monkeypatch.setattr(report.data, "series", lambda r, i: series)
+    monkeypatch.setattr(report.data, "config", lambda r, i: cfg)
+    loaded = report.RunConfig.from_dict(cfg)
+    assert "initialisation native (TransformerLens 4's" in report.model_line(loaded)
+    text = report.generalisation("/runs", "r", loaded)
+    assert text.startswith("**Not generalised by its last epoch (990): test accuracy 0.90")
+    assert "`tdw train --preset canonical --seed 3 --init native --epochs 2000 --runs /runs`" in text
+
+    series["train_loss"] = np.where(np.arange(n) < 500, 1.0, np.nan)  # still training
+    assert report.generalisation("/runs", "r", loaded).startswith("Not generalised yet: test accuracy 0.90 at epoch 990, trained to 499 of 999")
+    acc[700] = 0.97
+    assert report.generalisation("/runs", "r", loaded) == "Generalised: test accuracy first ≥ 0.95 at epoch 700."
+    assert "initialisation legacy (the HookedTransformer's" in report.model_line(preset("quick"))

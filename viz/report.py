@@ -16,6 +16,8 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 
+from tasks import knobs
+from tasks.config import RunConfig
 from viz import data, plots, progress
 
 hv.extension("bokeh", logo=False)
@@ -47,6 +49,41 @@ def phases(root: str, run_id: str) -> dict[str, tuple[int, int]]:
 
 
 NOT_APPLICABLE = "not applicable (no group law of this task)"
+GENERALISED = 0.95  # test accuracy that counts as generalised
+INITS = {  # the initialisation schemes (tasks.config.INITS), as the report names them
+    "legacy": "legacy (the HookedTransformer's: every weight N(0, 0.64/d_model))",
+    "native": "native (TransformerLens 4's: W_O and W_out at 1/sqrt(2 n_layers) of the legacy std)",
+}
+
+
+def model_line(cfg: RunConfig) -> str:
+    m = cfg.model
+    return (f"Model: {m.n_layers} layer{'s' * (m.n_layers != 1)}, {m.n_heads} heads, d_model {m.d_model}, "
+            f"d_mlp {m.d_mlp}, {m.act_fn}{', LayerNorm' if m.normalization_type else ''}; "
+            f"initialisation {INITS.get(m.init, m.init)}. Seeds: model {cfg.seed}, data {cfg.data_seed}.")
+
+
+def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
+    """When test accuracy first reached ``GENERALISED``; or, plainly, that it has not by the last
+    epoch trained, with the command that extends the run (twice the epochs)."""
+    s = data.series(root, run_id)
+    e = np.arange(len(s["test_acc"]))
+    at = _first(e, s["test_acc"], lambda v: v >= GENERALISED)
+    if at is not None:
+        return f"Generalised: test accuracy first ≥ {GENERALISED} at epoch {at:,}."
+    tested = e[~np.isnan(s["test_acc"])]
+    if not len(tested):
+        return "Generalisation: nothing trained yet."
+    last, acc = int(tested[-1]), float(s["test_acc"][tested[-1]])
+    trained = int(e[~np.isnan(s["train_loss"])][-1])
+    if trained < cfg.num_epochs - 1:
+        return (f"Not generalised yet: test accuracy {acc:.2f} at epoch {last:,}, trained to {trained:,} "
+                f"of {cfg.num_epochs - 1:,}.")
+    more = 2 * cfg.num_epochs
+    extend = " ".join(["tdw train", *knobs.options(cfg), "--epochs", str(more), "--runs", root])
+    return (f"**Not generalised by its last epoch ({last:,}): test accuracy {acc:.2f} (generalised means "
+            f"≥ {GENERALISED}).** Some seeds grok later than others; extend it to {more:,} epochs "
+            f"(same run id, checkpoints kept): `{extend}`")
 
 
 @dataclass
@@ -116,8 +153,10 @@ def markdown(root: str, run_id: str) -> str:
     task = data.task(root, run_id)
     convention = "" if task.kind == "fourier" else \
         " The Fourier basis over them is a convention, so the Fourier claims below are not applicable."
+    cfg = RunConfig.from_dict(data.config(root, run_id))
     lines = [f"# Validation report: `{run_id}`", "",
              f"Task: `{task.name}`, {task.formula}. Basis: {task.basis}.{convention}", "",
+             model_line(cfg), "", generalisation(root, run_id, cfg), "",
              "Phases: " + "; ".join(f"{k} {a}–{b}" for k, (a, b) in phases(root, run_id).items()), "",
              f"Key frequencies: {keys} ({attrs.get('rule', 'not chosen yet')})", "",
              "| claim (Nanda et al. 2023) | holds | evidence |", "|---|---|---|"]
