@@ -198,6 +198,11 @@ def _restore(optimizer: torch.optim.Optimizer, names: list[str], tensors: dict[s
             }
 
 
+def header(path: str) -> dict[str, str]:
+    """A checkpoint's or state's header metadata, as stored (no tensors read)."""
+    return _open(path, with_tensors=False)[1]
+
+
 def checkpoint_metadata(path: str, verify: bool = False) -> dict:
     """The header of a checkpoint: ``{"epoch": int, "config": RunConfig, ...}``; reads no
     tensors unless ``verify`` (then all of them, checked against their checksum)."""
