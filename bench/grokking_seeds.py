@@ -2,6 +2,13 @@
 1e-3, weight decay 1, betas (0.9, 0.98), training fraction 0.3, full batch), beside the
 published ones.
 
+``--preset quick`` runs the quick preset's settings instead (p = 59, lr 6e-3). ``--variant``
+trains a setup of the original code rather than ours, to measure what separates our timings from
+published ones (docs/analyses.md): ``warmup``, the original code's linear warm-up
+(``LambdaLR(min(step / 10, 1))``: the first step at lr 0, full lr from the 11th); ``nanda-init``,
+its initialisation (every weight N(0, 1/d_model), std 0.088 at d_model 128, and W_U
+N(0, 1/d_vocab), drawn from a generator seeded with the model seed).
+
 Each seed trains (``tasks.training.train``: the fast objective, compiled, no store, one thread)
 for an epoch budget, the test split evaluated every 10 epochs; the record is the first evaluated
 epoch with test accuracy >= 0.5 and >= 0.95. A seed stops early, within ~5 s of training, once it
@@ -11,9 +18,9 @@ seed is appended to ``--out`` as it finishes, so a killed run resumes where it s
 already recorded for the same scheme and a budget at least as large are not run again) and
 ``--report`` prints whatever has finished.
 
-    nice -n 15 .venv/bin/python bench/grokking_seeds.py [--init legacy|native] [--seeds 1-8]
+    nice -n 10 .venv/bin/python bench/grokking_seeds.py [--init legacy|native] [--seeds 1-8]
         [--epochs 20000] [--procs 2] [--device cpu|cuda] [--out bench/grokking_seeds.jsonl]
-        [--report]
+        [--preset canonical|quick] [--variant warmup|nanda-init] [--report]
 """
 
 from __future__ import annotations
@@ -51,8 +58,35 @@ def first_epochs(test_acc: np.ndarray) -> dict[str, int | None]:
     return out
 
 
-def train_seed(init: str, seed: int, epochs: int, device: str) -> dict:
-    """Train one model seed at the canonical settings; its record (see the module docstring)."""
+def apply_variant(variant: str, cfg, model, optimizer) -> None:
+    """Change ``model`` (its initial weights) or ``optimizer`` (its steps) to the original code's
+    ``variant`` (see the module docstring); ``""`` changes nothing."""
+    import torch
+
+    if variant == "warmup":
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(step / 10, 1))
+        step = optimizer.step
+
+        def step_then_schedule(*args, **kwargs):
+            out = step(*args, **kwargs)
+            schedule.step()
+            return out
+
+        optimizer.step = step_then_schedule
+    elif variant == "nanda-init":
+        g = torch.Generator().manual_seed(cfg.seed)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if param.requires_grad:  # every weight (biases stay frozen at zero); W_U is the head's
+                    fan = cfg.d_vocab if name.startswith("head.") else cfg.model.d_model
+                    param.copy_(torch.randn(param.shape, generator=g) / fan ** 0.5)
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}: warmup or nanda-init")
+
+
+def train_seed(init: str, seed: int, epochs: int, device: str, preset_name: str = "canonical",
+               variant: str = "") -> dict:
+    """Train one model seed at the preset's settings; its record (see the module docstring)."""
     import torch
 
     from tasks.config import preset
@@ -60,9 +94,11 @@ def train_seed(init: str, seed: int, epochs: int, device: str) -> dict:
     from tasks.training import make_optimizer, pick_device, train
 
     torch.set_num_threads(1)
-    cfg = preset("canonical", seed=seed, init=init, num_epochs=epochs, checkpoint_epochs=(0,))
+    cfg = preset(preset_name, seed=seed, init=init, num_epochs=epochs, checkpoint_epochs=(0,), test_every=10)
     dev = pick_device(device)
     model = build_model(cfg, dev)
+    optimizer = make_optimizer(model, cfg)
+    apply_variant(variant, cfg, model, optimizer)
     seen: dict = {}
 
     def on_progress(epoch, series):
@@ -72,13 +108,13 @@ def train_seed(init: str, seed: int, epochs: int, device: str) -> dict:
 
     start = time.monotonic()
     try:
-        series = train(cfg, model, make_optimizer(model, cfg), on_progress=on_progress, progress_every_s=5.0)
+        series = train(cfg, model, optimizer, on_progress=on_progress, progress_every_s=5.0)
         last, stopped = epochs - 1, False
     except Reached:
         series, last, stopped = seen["series"], seen["epoch"], True
     acc = series.test_acc[: last + 1]
     evaluated = np.flatnonzero(~np.isnan(acc))
-    return {"init": init, "seed": seed, "budget": epochs, "first": first_epochs(acc), "trained_to": last,
+    return {"init": init, "seed": seed, "preset": preset_name, "variant": variant, "budget": epochs, "first": first_epochs(acc), "trained_to": last,
             "last_test_acc": float(acc[evaluated[-1]]), "stopped_early": stopped,
             "seconds": round(time.monotonic() - start, 1), "device": str(dev)}
 
@@ -93,9 +129,15 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def done(records: list[dict], init: str, seed: int, epochs: int) -> bool:
-    """Whether ``records`` settle this seed at this budget: trained at least as far, or reached."""
-    return any(r["init"] == init and r["seed"] == seed and (r["budget"] >= epochs or r["stopped_early"])
+def setup(r: dict) -> tuple:
+    """What a record trained: (init, preset, variant); records without the last two are canonical."""
+    return r["init"], r.get("preset", "canonical"), r.get("variant", "")
+
+
+def done(records: list[dict], key: tuple, seed: int, epochs: int) -> bool:
+    """Whether ``records`` settle this seed of setup ``key`` at this budget: trained at least as
+    far, or reached."""
+    return any(setup(r) == key and r["seed"] == seed and (r["budget"] >= epochs or r["stopped_early"])
                for r in records)
 
 
@@ -112,11 +154,14 @@ def _epoch(value: int | None, budget: int) -> str:
     return f"{value:,}" if value is not None else f"not by {budget:,}"
 
 
-def report(records: list[dict], init: str, seeds: list[int], epochs: int) -> str:
-    """Per seed and the distribution (min / median / max) of the first epochs, beside the
-    published anchors; a seed not yet recorded is named as unfinished."""
-    by_seed = {r["seed"]: r for r in records if r["init"] == init and r["seed"] in seeds}
-    lines = [f"init {init}, budget {epochs:,} epochs, first epoch with test accuracy >= 0.5 / >= 0.95:"]
+def report(records: list[dict], key: tuple, seeds: list[int], epochs: int) -> str:
+    """Per seed and the distribution (min / median / max) of the first epochs of setup ``key``
+    (init, preset, variant), beside the published anchors; a seed not yet recorded is named as
+    unfinished."""
+    by_seed = {r["seed"]: r for r in records if setup(r) == key and r["seed"] in seeds}
+    init, preset_name, variant = key
+    lines = [f"init {init}, preset {preset_name}{f', variant {variant}' if variant else ''}, budget {epochs:,} "
+             f"epochs, first epoch with test accuracy >= 0.5 / >= 0.95:"]
     for seed in seeds:
         r = by_seed.get(seed)
         if r is None:
@@ -146,18 +191,21 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("bench/grokking_seeds.jsonl"))
+    ap.add_argument("--preset", default="canonical", choices=("canonical", "quick"))
+    ap.add_argument("--variant", default="", choices=("", "warmup", "nanda-init"))
     ap.add_argument("--report", action="store_true", help="print what has finished, train nothing")
     args = ap.parse_args()
-    todo = [s for s in args.seeds if not done(load(args.out), args.init, s, args.epochs)]
+    key = (args.init, args.preset, args.variant)
+    todo = [s for s in args.seeds if not done(load(args.out), key, s, args.epochs)]
     if todo and not args.report:
         procs = 1 if args.device.startswith("cuda") else max(1, min(args.procs, len(todo)))
-        jobs = [(args.init, s, args.epochs, args.device) for s in todo]
+        jobs = [(args.init, s, args.epochs, args.device, args.preset, args.variant) for s in todo]
         with multiprocessing.get_context("spawn").Pool(procs) as pool:
             for record in pool.imap_unordered(_train, jobs):
                 with args.out.open("a") as f:
                     f.write(json.dumps(record) + "\n")
                 print(f"seed {record['seed']}: {record['first']} ({record['seconds']:.0f} s)", flush=True)
-    print(report(load(args.out), args.init, args.seeds, args.epochs))
+    print(report(load(args.out), key, args.seeds, args.epochs))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 _spec = importlib.util.spec_from_file_location("grokking_seeds", Path(__file__).parents[1] / "bench" / "grokking_seeds.py")
 gs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gs)
+CANON = ("legacy", "canonical", "")  # a record's setup: init, preset, variant
 
 
 def _record(seed, first95, budget=20_000, stopped=True, init="legacy"):
@@ -28,9 +29,10 @@ def test_first_epochs_skip_unevaluated_epochs():
 
 def test_a_seed_is_done_once_reached_or_trained_as_far():
     records = [_record(1, 6_000), _record(2, None, budget=10_000, stopped=False)]
-    assert gs.done(records, "legacy", 1, 40_000)  # reached: no budget trains it again
-    assert gs.done(records, "legacy", 2, 10_000) and not gs.done(records, "legacy", 2, 20_000)
-    assert not gs.done(records, "native", 1, 20_000) and not gs.done(records, "legacy", 3, 20_000)
+    assert gs.done(records, CANON, 1, 40_000)  # reached: no budget trains it again
+    assert not gs.done(records, ("legacy", "canonical", "warmup"), 1, 20_000)  # another setup
+    assert gs.done(records, CANON, 2, 10_000) and not gs.done(records, CANON, 2, 20_000)
+    assert not gs.done(records, ("native", "canonical", ""), 1, 20_000) and not gs.done(records, CANON, 3, 20_000)
     assert gs.seeds_arg("1-3,7") == [1, 2, 3, 7]
 
 
@@ -38,13 +40,41 @@ def test_report_names_unreached_and_unfinished_seeds(tmp_path):
     out = tmp_path / "r.jsonl"
     out.write_text("".join(json.dumps(r) + "\n" for r in
                            [_record(1, 6_000), _record(2, None, stopped=False), _record(3, 9_000), _record(4, 8_000)]))
-    text = gs.report(gs.load(out), "legacy", [1, 2, 3, 4, 5], 20_000)
+    text = gs.report(gs.load(out), CANON, [1, 2, 3, 4, 5], 20_000)
     assert "seed 2: 100 / not by 20,000  (test accuracy 0.08 at 19,999" in text
     assert "seed 5: unfinished" in text
     # the unreached seed counts as later than every reached one: median_low of 6k, 8k, 9k, inf
     assert ">= 0.95: min 6,000, median 8,000, max not by 20,000 over 4 seeds (1 not by the budget)" in text
     assert "median 7,588" in text  # the published anchors beside it
     assert math.isinf(max(r["first"]["0.95"] or math.inf for r in gs.load(out)))
+    assert "seed 1: unfinished" in gs.report(gs.load(out), ("legacy", "quick", ""), [1], 20_000)
+
+
+@pytest.mark.parametrize("variant", ["warmup", "nanda-init"])
+def test_variants_change_only_their_part(variant):
+    import torch
+
+    from tasks.config import preset
+    from tasks.model import build_model, trainable
+    from tasks.training import make_optimizer
+
+    cfg = preset("smoke", seed=3)
+    model = build_model(cfg)
+    before = {n: p.detach().clone() for n, p in trainable(model).items()}
+    optimizer = make_optimizer(model, cfg)
+    gs.apply_variant(variant, cfg, model, optimizer)
+    after = trainable(model)
+    if variant == "warmup":  # weights untouched; lr 0 for the first step, then rising by lr/10 a step
+        assert all(torch.equal(before[n], p) for n, p in after.items())
+        lrs = []
+        for _ in range(12):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+        assert lrs[0] == 0 and lrs[1] == cfg.lr / 10 and lrs[10] == lrs[11] == cfg.lr
+    else:  # every weight redrawn at std 1/sqrt(d_model), W_U at 1/sqrt(d_vocab)
+        stds = {n.split(".")[0]: float(p.detach().std()) for n, p in after.items()}
+        assert abs(stds["head"] - 1 / 32 ** 0.5) < 0.01 and abs(stds["layers"] - 1 / 128 ** 0.5) < 0.01
+        assert not any(torch.equal(before[n], p) for n, p in after.items())
 
 
 @pytest.mark.slow  # boots the canonical model and trains 30 epochs
