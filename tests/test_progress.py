@@ -89,15 +89,23 @@ def test_participation_ratio():
 
 
 def test_weight_measures_shapes_and_sums():
+    """Two layers, block weights stacked over them as TransformerLens holds them: each layer's
+    W_L is its own W_out's, and each layer's matrices get their own participation ratios."""
     torch.manual_seed(1)
-    w = {"W_E": torch.randn(P + 1, 8), "W_pos": torch.randn(3, 8), "W_Q": torch.randn(2, 8, 4),
-         "W_K": torch.randn(2, 8, 4), "W_V": torch.randn(2, 8, 4), "W_O": torch.randn(2, 4, 8),
-         "W_in": torch.randn(8, 16), "W_out": torch.randn(16, 8), "W_U": torch.randn(8, P)}
+    L = 2
+    w = {"W_E": torch.randn(P + 1, 8), "W_pos": torch.randn(3, 8), "W_Q": torch.randn(L, 2, 8, 4),
+         "W_K": torch.randn(L, 2, 8, 4), "W_V": torch.randn(L, 2, 8, 4), "W_O": torch.randn(L, 2, 4, 8),
+         "W_in": torch.randn(L, 8, 16), "W_out": torch.randn(L, 16, 8), "W_U": torch.randn(8, P)}
     out = measures_from_weights(w, B)
     assert out["sum_sq_weights"][0] == pytest.approx((w["W_E"].double() ** 2).sum().item())
     assert out["sum_sq_weights_total"] == pytest.approx(sum((v.double() ** 2).sum().item() for v in w.values()))
-    assert out["wl_freq_norm"].shape == (16, (P - 1) // 2)
-    assert out["participation_ratio"].shape == (3,) and (out["participation_ratio"] >= 1).all()
+    assert out["wl_freq_norm"].shape == (L, 16, (P - 1) // 2) and out["gini_wl"].shape == (L,)
+    one = measures_from_weights({**w, "W_out": w["W_out"][1:]}, B)  # layer 1 alone
+    np.testing.assert_allclose(out["wl_freq_norm"][1], one["wl_freq_norm"][0], rtol=1e-6)
+    assert out["participation_ratio"].shape == (L, 6) and (out["participation_ratio"] >= 1).all()
+    assert out["participation_ratio"][1, 5] == pytest.approx(participation_ratio(w["W_out"][1]))
+    assert out["participation_ratio"][0, 0] == pytest.approx(participation_ratio(w["W_Q"][0].permute(1, 0, 2).flatten(1)))
+    assert out["participation_ratio_embed"] == pytest.approx(participation_ratio(w["W_E"][:P]))
 
 
 def test_key_frequencies_from_a_planted_embedding():

@@ -14,7 +14,9 @@ from tasks.analyses.probe import Probe
 from tasks.problems import multiplicative
 from tasks.problems.basis import Basis
 
-GRID = {"neuron_activations", "neuron_frequencies", "attention"}
+GRID = {"neuron_activations", "neuron_frequencies", "attention", "residual_frequencies"}
+SPECTRA = {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention", "residual_frequencies"}
+SCORED = {"accuracy", "progress_measures", "logit_lens", "logit_lens_progress"}  # read the labels and split
 
 
 @pytest.fixture
@@ -29,10 +31,10 @@ def _versions() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("helper, dependents", [
-    (inspect.unwrap(fourier.basis_matrix), {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
-    (fourier.by_frequency, {"embedding_spectrum", "neuron_frequencies", "weight_measures", "attention"}),
-    (data.labels, {"accuracy", "progress_measures"}),
-    (data.split, {"accuracy", "progress_measures"}),
+    (inspect.unwrap(fourier.basis_matrix), SPECTRA),
+    (fourier.by_frequency, SPECTRA),
+    (data.labels, SCORED | {"logit_attribution"}),
+    (data.split, SCORED),
     (data.operand_grid, GRID),
     (Probe.on_grid, GRID),
     (Probe.weights.func, {a.name for a in ANALYSES}),  # the forward reads the weights' device
