@@ -102,12 +102,14 @@ def parser() -> argparse.ArgumentParser:
     run = sp.add_parser("run", help="train and analyse a run (the pipeline flow)")
     _run_options(run)
     _scheduler(run)
+    _llc(run)
     _run_options(sp.add_parser("train", help="train only (checkpoints, series; no analysis)"))
     a = sp.add_parser("analyze", help="analyse the missing or stale checkpoints of a run")
     a.add_argument("run_id")
     _common(a)
     a.add_argument("--threads", type=positive, default=1, help="torch threads (default 1)")
     _scheduler(a)
+    _llc(a)
     s = sp.add_parser("serve", help="serve the viewer on http://127.0.0.1:5006")
     _common(s)
     s.add_argument("--port", type=int, default=5006)
@@ -136,6 +138,19 @@ def _scheduler(sub: argparse.ArgumentParser) -> None:
 
 
 def _address(text: str) -> str:
+def _llc(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--llc", action="store_true",
+                     help="also estimate the local learning coefficient of every checkpoint (SGLD; "
+                          "costs more than every other analysis together; needs the [llc] extra)")
+
+
+def _check_llc(args) -> None:
+    import importlib.util
+
+    if args.llc and importlib.util.find_spec("devinterp") is None:
+        raise Usage('--llc needs devinterp: pip install -e ".[llc]"')
+
+
     import re
 
     if not re.fullmatch(r"([a-z]+://)?[\w.\-\[\]:]+:\d+", text):
@@ -189,10 +204,12 @@ def cmd_run(args) -> int:
     _check_device(args.device)
     _writable(args.root)
     refuse_if_training(args.root, cfg.run_id)
+    _check_llc(args)
     from flows.pipeline import pipeline
 
     run_id = pipeline(args.preset, **_knob_values(args), runs_dir=args.runs, device=args.device,
-                      threads=args.threads, scheduler=args.scheduler, compile_mode=args.compile_mode)
+                      threads=args.threads, scheduler=args.scheduler, compile_mode=args.compile_mode,
+                      llc=args.llc)
     print(f"run {run_id} trained and analysed under {args.root}")
     return 0
 
@@ -239,7 +256,8 @@ def cmd_analyze(args) -> int:
     from tasks.runs import load_config
 
     _check_checkpoints(args.root, load_config(args.root, args.run_id))  # one clear line
-    epochs = analyze(args.run_id, args.root, threads=args.threads, scheduler=args.scheduler)
+    _check_llc(args)
+    epochs = analyze(args.run_id, args.root, threads=args.threads, scheduler=args.scheduler, llc=args.llc)
     print(f"analysed {len(epochs)} checkpoint(s) of {args.run_id}")
     return 0
 

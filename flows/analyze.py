@@ -14,6 +14,7 @@ from prefect import flow, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from store.layout import runs_root
+from tasks.runs import add_analyses
 from tasks.steps import analyze_checkpoint, consolidate_finished, pending_epochs
 
 
@@ -29,11 +30,14 @@ def fan_out_runner(scheduler: str | None = None, threads: int = 2) -> TaskRunner
 
 
 @flow(name="analyze", flow_run_name="analyze-{run_id}", task_runner=fan_out_runner())
-def analyze_flow(run_id: str, runs_dir: str | None = None, threads: int = 1) -> list[int]:
+def analyze_flow(run_id: str, runs_dir: str | None = None, threads: int = 1, llc: bool = False) -> list[int]:
     """Fan out one task per pending checkpoint; returns the epochs analysed. A finished run on
-    an object store then gets its metadata consolidated."""
+    an object store then gets its metadata consolidated. ``llc``: the run asks for the local
+    learning coefficient from now on (``tasks.analyses.llc``; it stays asked for)."""
     torch.set_num_threads(threads)
     root = runs_root(runs_dir)
+    if llc:
+        add_analyses(root, run_id, ("llc",))
     epochs = pending_epochs(root, run_id)
     if epochs:
         analyze_checkpoint.map(unmapped(root), unmapped(run_id), epochs).result()
@@ -42,9 +46,9 @@ def analyze_flow(run_id: str, runs_dir: str | None = None, threads: int = 1) -> 
 
 
 def analyze(run_id: str, runs_dir: str | None = None, threads: int = 1,
-            scheduler: str | None = None) -> list[int]:
+            scheduler: str | None = None, llc: bool = False) -> list[int]:
     """``analyze_flow`` with its fan-out on threads, or on the Dask cluster at ``scheduler``."""
-    return analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, runs_dir, threads)
+    return analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, runs_dir, threads, llc)
 
 
 if __name__ == "__main__":

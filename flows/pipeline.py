@@ -52,16 +52,18 @@ def summary_markdown(root: str, run_id: str) -> str:
 @flow(name="pipeline", flow_run_name=pipeline_run_name)
 @knob_parameters()
 def pipeline(preset: str = DEFAULT_PRESET, *, runs_dir: str | None = None, device: str | None = None,
-             threads: int = 1, scheduler: str | None = None, compile_mode: str = "auto", **knobs) -> str:
+             threads: int = 1, scheduler: str | None = None, compile_mode: str = "auto", llc: bool = False,
+             **knobs) -> str:
     """Train and analyse one run; returns its run id. Its parameters are the preset and the
     run knobs of ``tasks.knobs`` (``None`` keeps the preset's value), then where and how it
     runs; ``scheduler``: a Dask scheduler address to run the analysis fan-out on (default:
-    threads in this process)."""
+    threads in this process); ``llc``: also estimate the local learning coefficient of every
+    checkpoint (after training; ``tasks.analyses.llc``)."""
     cfg = build_config(preset, **knobs)
     root = runs_root(runs_dir)
     train = train_flow.with_options(task_runner=fan_out_runner(scheduler, threads=1))
     run_id = train(cfg.to_dict(), root, device=device, threads=threads, compile_mode=compile_mode)
-    analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, root, threads=threads)
+    analyze_flow.with_options(task_runner=fan_out_runner(scheduler))(run_id, root, threads=threads, llc=llc)
     create_markdown_artifact(summary_markdown(root, run_id), key="run-summary",
                              description=f"summary of {run_id}")
     return run_id
