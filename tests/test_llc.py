@@ -86,6 +86,8 @@ def test_a_chain_that_goes_non_finite_or_leaves_the_basin_is_flagged_diverged():
     trace[1] = 4.0  # mean sampled loss above ln p (p = 31: 3.43)
     assert summarise(trace, 1.0, S, ceiling=math.log(31))["llc_diverged"]
     assert not summarise(np.full((4, 100), 1.5), 1.0, S, ceiling=math.log(31))["llc_diverged"]
+    untrained = np.full((4, 100), 3.5)  # a model at chance (ln 31 = 3.43) stays near it
+    assert not summarise(untrained, 3.43, S, ceiling=math.log(31))["llc_diverged"]
 
 
 def test_a_loss_still_drifting_in_the_last_draws_is_flagged_nonstationary():

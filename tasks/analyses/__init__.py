@@ -167,7 +167,8 @@ ANALYSES: tuple[Analysis, ...] = (
         _v("llc_init_loss", (), "float64", "LLC checkpoint loss",
            "float64 train loss at '=' of the checkpoint, the sampled losses' reference", units="nats"),
         _v("llc_diverged", (), "bool", "LLC diverged",
-           "a chain went non-finite or its mean sampled loss reached ln(classes)"),
+           "a chain went non-finite or its mean sampled loss reached ln(classes) (twice the checkpoint's "
+           "loss where that is higher)"),
         _v("llc_nonstationary", (), "bool", "LLC not stationary",
            "λ̂ of the kept draws' halves differ by > 10% of λ̂ + 2 standard errors"),
     ), params=llc.SAMPLER.as_dict(), optional=True),

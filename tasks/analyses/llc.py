@@ -15,7 +15,8 @@ generators (never the global RNG, which concurrent analysis threads share), so a
 same numbers. devinterp is an optional extra (``pip install -e ".[llc]"``), imported on first use.
 
 Health flags: ``diverged``, a chain's loss went non-finite or its mean sampled loss reached the
-``ceiling`` (ln of the number of classes: a uniform guess, out of the basin); ``nonstationary``,
+``ceiling`` (ln of the number of classes: a uniform guess, out of the basin), or twice the
+checkpoint's loss where that is higher (an untrained model starts at the ceiling); ``nonstationary``,
 λ̂ of the kept draws' second half differs from their first half's by more than 10% of λ̂ plus
 twice that drift's standard error over chains.
 """
@@ -122,7 +123,7 @@ def summarise(trace: np.ndarray, init: float, s: Sampler, ceiling: float = math.
     per_chain = s.nbeta * (kept.mean(axis=1) - init)
     good = per_chain[finite]
     llc = float(good.mean()) if len(good) else math.nan
-    diverged = not finite.all() or bool((kept[finite].mean(axis=1) >= ceiling).any())
+    diverged = not finite.all() or bool((kept[finite].mean(axis=1) >= max(ceiling, 2 * init)).any())
     half = kept.shape[1] // 2
     drift = s.nbeta * (kept[finite, half:].mean(axis=1) - kept[finite, :half].mean(axis=1))
     if len(drift) > 1:
