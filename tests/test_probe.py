@@ -68,6 +68,6 @@ def test_maps_on_the_grid_follow_the_probes_grid(monkeypatch):
     monkeypatch.setattr(data, "operand_grid", lambda cfg: {"pair": torch.arange(cfg.p**2), "one": torch.arange(1)})
     probe = _probe()
     probe._cache = {HOOK_POST: post}
-    maps = neuron_activations(probe)["neuron_activations"]
+    maps = neuron_activations(probe)["neuron_activations"][0]  # layer 0 of 1
     assert maps.shape == (4, P * P, 1)
     np.testing.assert_array_equal(maps[:, :, 0], post.T.half().numpy())

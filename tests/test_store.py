@@ -24,12 +24,14 @@ def test_xarray_opens_the_run_store_fully_labelled(smoke_run):
     root, cfg = smoke_run
     ds = xr.open_zarr(layout.store_path(root, cfg.run_id), consolidated=False)
     assert ds["epoch"].values.tolist() == list(cfg.checkpoint_epochs)
-    assert ds["neuron_activations"].dims == ("epoch", "neuron", "a", "b")
-    assert ds["neuron_freq_fraction"].dims == ("epoch", "neuron", "freq")
+    assert ds["neuron_activations"].dims == ("epoch", "layer", "neuron", "a", "b")
+    assert ds["neuron_freq_fraction"].dims == ("epoch", "layer", "neuron", "freq")
+    assert ds["layer"].values.tolist() == [0] and ds["layer_label"].values.tolist() == ["layer 0"]
+    assert "layer_label" in ds["neuron_freq_fraction"].coords and "layer_label" in ds["resid_freq_share"].coords
     assert [str(x) for x in ds["component"].values[:3]] == ["const", "cos 1", "sin 1"]
     assert ds["freq"].values.tolist() == list(range(1, 16))
     assert "freq_label" in ds["neuron_freq_fraction"].coords
-    assert ds["neuron_activations"].attrs["hook"] == "blocks.0.mlp.hook_post"
+    assert ds["neuron_activations"].attrs["hook"] == "mlp.hook_post"  # in every layer
     for name, var in ds.data_vars.items():
         assert var.dims and "long_name" in var.attrs, name
         for dim in var.dims:
@@ -54,18 +56,20 @@ def test_missing_chunks_read_as_nan_and_done_is_explicit(tmp_path):
         st.index(11)
 
 
-@pytest.mark.parametrize("d_mlp", [100, 7])
-def test_every_analysis_variable_is_created_for_any_mlp_width(tmp_path, d_mlp):
+@pytest.mark.parametrize("d_mlp, n_layers", [(100, 1), (7, 1), (20, 3)])
+def test_every_analysis_variable_is_created_for_any_mlp_width(tmp_path, d_mlp, n_layers):
     """A width that is no multiple of the activations' inner chunk of 16 neurons (100), or
-    smaller than it (7): every variable is created and an epoch of activations reads back."""
+    smaller than it (7), at one layer or three: every variable is created and an epoch of
+    activations reads back, whole and one neuron of one layer."""
     from tasks.analyses import variables
 
-    st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, {**DIMS, "d_mlp": d_mlp})
+    st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, {**DIMS, "d_mlp": d_mlp, "n_layers": n_layers})
     st.ensure_variables(variables())
-    acts = np.random.default_rng(0).random((d_mlp, 7, 7)).astype(np.float16)
+    acts = np.random.default_rng(0).random((n_layers, d_mlp, 7, 7)).astype(np.float16)
     st.write_epoch("neuron_activations", 20, acts)
     assert np.array_equal(st.read("neuron_activations", 20), acts)
-    assert np.array_equal(st.read("neuron_activations", 20, d_mlp - 1), acts[-1])
+    assert np.array_equal(st.read("neuron_activations", 20, n_layers - 1, d_mlp - 1), acts[-1, -1])
+    assert st.read("layer").tolist() == list(range(n_layers)) and st.sizes()["layer"] == n_layers
 
 
 def test_refuses_to_recreate_and_lists_runs(tmp_path):
@@ -159,7 +163,7 @@ def test_xarray_reads_a_mul_runs_basis_without_project_code(tmp_path):
     root = str(tmp_path)
     st = create_run(root, "m", {"p": 13, "task": "mul"}, EPOCHS, {**DIMS, "p": 13})
     st.ensure_variables(variables())
-    frac = np.random.default_rng(0).random((32, 6)).astype(np.float32)
+    frac = np.random.default_rng(0).random((1, 32, 6)).astype(np.float32)
     st.write_epoch("neuron_freq_fraction", 20, frac)
     ds = xr.open_zarr(layout.store_path(root, "m"), consolidated=False)
     assert ds["a"].values.tolist() == ds["b"].values.tolist() == [1, 2, 4, 8, 3, 6, 12, 11, 9, 5, 10, 7]
@@ -171,7 +175,7 @@ def test_xarray_reads_a_mul_runs_basis_without_project_code(tmp_path):
     assert ds.attrs["task"] == "mul" and ds.attrs["task_formula"] == "(a · b) mod p"
     assert ds.attrs["basis"] == "Fourier basis of Z_12 over discrete logs base 2"
     assert ds.attrs["basis_kind"] == "fourier" and ds.attrs["generator"] == 2
-    assert ds["neuron_activations"].shape[2:] == (12, 12) and ds["class_accuracy"].shape[2] == 13
+    assert ds["neuron_activations"].shape[3:] == (12, 12) and ds["class_accuracy"].shape[2] == 13
     np.testing.assert_array_equal(ds["neuron_freq_fraction"].sel(epoch=20).values, frac)
 
 
@@ -213,4 +217,39 @@ def test_a_run_is_listed_only_once_every_array_of_it_exists(tmp_path, monkeypatc
 
     monkeypatch.setattr(files, "write_text", spy)
     runs._prepare_run(root, cfg)
-    assert set(seen) == {a.name for a in ANALYSES}
+    assert set(seen) == {a.name for a in ANALYSES if not a.optional}
+
+
+def test_a_store_written_before_layers_opens_and_analyze_replaces_its_old_shaped_arrays(tmp_path):
+    """A 1-layer store from before the ``layer`` dimension (no ``n_layers`` in its dims, per-layer
+    variables without ``layer``) opens and reads as it is; making its variables replaces exactly
+    the arrays whose dimensions differ, clears their analyses' done records and keeps the rest."""
+    from dataclasses import replace
+
+    from tasks.analyses import variables
+
+    root = str(tmp_path)
+    new = variables()
+    old = [replace(v, dims=tuple(d for d in v.dims if d != "layer"),
+                   sizes={"layer_matrix": 3} if "layer_matrix" in v.dims else {}) for v in new]
+    st = create_run(root, "r1", {"p": 7}, EPOCHS, DIMS, old)
+    del st.group["layer"], st.group["layer_label"]  # coordinates an old store never had
+    frac = np.full((32, 3), 0.5, dtype=np.float32)
+    st.write_epoch("neuron_freq_fraction", 10, frac)
+    st.mark_done("neuron_frequencies", 10, "v")
+    st.write_epoch("embedding_freq_norm", 10, np.ones(3, dtype=np.float32))
+    st.mark_done("embedding_spectrum", 10, "v")
+
+    before = open_run(root, "r1", mode="r")
+    assert before.array_attrs("neuron_freq_fraction")["dims"] == ("epoch", "neuron", "freq")
+    np.testing.assert_array_equal(before.read("neuron_freq_fraction", 10), frac)
+    assert "layer" not in before.variables() and before.done_mask("neuron_frequencies").tolist()[1]
+
+    open_run(root, "r1").ensure_variables(new)
+    after = open_run(root, "r1", mode="r")
+    assert after.array_attrs("neuron_freq_fraction")["dims"] == ("epoch", "layer", "neuron", "freq")
+    assert after.read("layer").tolist() == [0] and after.sizes()["layer"] == 1
+    assert np.isnan(after.read("neuron_freq_fraction", 10)).all()
+    assert not after.done_mask("neuron_frequencies").any()  # cleared with its array
+    assert after.done_mask("embedding_spectrum").tolist()[1]  # unchanged dims: data and record kept
+    np.testing.assert_array_equal(after.read("embedding_freq_norm", 10), 1.0)
