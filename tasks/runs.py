@@ -25,7 +25,6 @@ from tasks.analyses import BY_NAME, in_store, variables
 from tasks.analyses.fourier import KEY_RULE, key_frequencies
 from tasks.analyses.probe import Probe
 from tasks.config import ENV_DEVICE, RunConfig, RunError
-from tasks.fast import applies
 from tasks.model import build_model, trainable
 from tasks.training import Series, make_optimizer, pick_device, train
 
@@ -110,7 +109,7 @@ def _products(cfg: RunConfig, dev: torch.device, recorded: str | None) -> str:
     if recorded == "torch":
         return recorded
     here = onednn.choice(dev)
-    if recorded == "onednn" and here != "onednn" and applies(cfg):
+    if recorded == "onednn" and here != "onednn":
         warnings.warn(f"run {cfg.run_id} was trained with oneDNN float32 products, which this process "
                       f"does not use (TDW_ONEDNN=0, another device, or its check failed): it continues "
                       f"with torch.matmul, correct but not bit-identical to an uninterrupted run", stacklevel=3)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tasks import data
 from tasks.accel import should_compile, tune_allocator
 from tasks.config import RunConfig, check_device_name
-from tasks.fast import FastForward, applies, forward_at_eq
+from tasks.fast import FastForward, forward_at_eq
 from tasks.model import trainable
 
 SERIES = ("train_loss", "test_loss", "train_acc", "test_acc")
@@ -87,11 +87,9 @@ _compiled_fast_loss = torch.compile(_fast_loss, dynamic=False)
 
 def objective(model: torch.nn.Module, cfg: RunConfig, compiled: bool = False, matmul: str | None = None):
     """``f(inputs (B, 3), targets) -> (float64 loss, accuracy)`` at the ``=`` position, 0-d
-    tensors on the model's device (no host sync): the exact fast forward where it applies
-    (compiled with ``torch.compile`` if asked; its products as ``matmul`` says, see
-    :class:`tasks.fast.FastForward`), the TransformerLens forward otherwise."""
-    if not applies(cfg):
-        return lambda x, y: loss_and_accuracy(model(x)[:, -1], y)
+    tensors on the model's device (no host sync): the exact fast forward, at any depth, with or
+    without LayerNorm (compiled with ``torch.compile`` if asked; its products as ``matmul``
+    says, see :class:`tasks.fast.FastForward`)."""
     fast = FastForward(model, cfg, matmul)
     loss = _compiled_fast_loss if compiled else _fast_loss
     return lambda x, y: loss(fast.weights, fast.static, x, y)

@@ -1,6 +1,7 @@
-"""The fast trainer computes the same function as the TransformerLens forward, on
-trained-looking (not just initial) weights: in float64 logits and gradients agree to ~1e-12
-(the same mathematics), and in float32, as training runs, to float32 rounding (<= 1e-5)."""
+"""The fast trainer computes the same function as the TransformerLens forward, at any depth,
+with and without LayerNorm, on trained-looking (not just initial) weights: in float64 logits,
+gradients and the activations at '=' agree to ~1e-12 (the same mathematics), and in float32, as
+training runs, to float32 rounding (<= 1e-5)."""
 
 import copy
 
@@ -9,7 +10,7 @@ import torch
 
 from tasks.config import ModelConfig, RunConfig
 from tasks.data import full_probe, labels
-from tasks.fast import FastForward, applies
+from tasks.fast import FastForward
 from tasks.model import build_model, trainable
 
 
@@ -59,8 +60,76 @@ def test_logits_and_gradients_match_transformer_lens(p, act, task, dtype, tol):
             assert _rel(fast_grads[name], slow_grads[name]) < tol, name
 
 
-def test_fast_path_declines_layer_norm():
-    assert not applies(RunConfig(p=31, num_epochs=2, model=ModelConfig(normalization_type="LN")))
+DEPTHS = [(layers, ln) for layers in (1, 2, 3) for ln in (None, "LN")]
+
+
+def _small(layers: int, ln: str | None, p: int = 11, act: str = "relu") -> RunConfig:
+    return RunConfig(p=p, num_epochs=2, model=ModelConfig(n_layers=layers, normalization_type=ln, act_fn=act,
+                                                          n_heads=4, d_model=32, d_head=8, d_mlp=64))
+
+
+def _trained_looking(cfg: RunConfig, seed: int) -> torch.nn.Module:
+    """The model in float64 with its weights moved off the initialisation (and LayerNorm's
+    scales off 1)."""
+    model = build_model(cfg).double()
+    _perturb(model, seed)
+    return model
+
+
+@pytest.mark.parametrize("layers,ln", DEPTHS, ids=[f"{n}-layer{'-LN' if ln else ''}" for n, ln in DEPTHS])
+def test_any_depth_matches_transformer_lens(layers, ln):
+    """Logits and every gradient equal the TransformerLens forward's to 1e-12 in float64, at
+    1, 2 and 3 layers, LayerNorm on and off (gelu at 2 layers: the other activation)."""
+    cfg = _small(layers, ln, act="gelu" if layers == 2 else "relu")
+    model = _trained_looking(cfg, seed=layers)
+    x, y = full_probe(cfg), labels(cfg)
+    fast = FastForward(model, cfg)
+    assert _rel(fast.logits(x[:, :2]), model(x)[:, -1]) < 1e-12
+    slow_grads = _grads(model, lambda: model(x)[:, -1], y)
+    fast_grads = _grads(model, lambda: fast.logits(x[:, :2]), y)
+    assert slow_grads.keys() == fast_grads.keys() and len(slow_grads) == len(fast.weights)
+    for name in slow_grads:
+        assert _rel(fast_grads[name], slow_grads[name]) < 1e-12, name
+
+
+@pytest.mark.parametrize("layers,ln", [(2, None), (3, "LN")])
+def test_activations_at_equals_match_run_with_cache(layers, ln):
+    """``run``'s activations are the TransformerLens hooks' values at '=', every layer."""
+    cfg = _small(layers, ln)
+    model = _trained_looking(cfg, seed=5)
+    x = full_probe(cfg)
+    logits, acts = FastForward(model, cfg).run(x[:, :2])
+    per_layer = ("attn.hook_pattern", "hook_attn_out", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out",
+                 "hook_resid_post")
+    expected = {"blocks.0.hook_resid_pre", *(f"blocks.{l}.{h}" for l in range(layers) for h in per_layer),
+                *(("ln_final.hook_scale",) if ln else ())}
+    assert set(acts) == expected
+    _, cache = model.run_with_cache(x, names_filter=lambda n: n in expected)
+    for name, value in acts.items():
+        ref = cache[name][:, :, -1] if name.endswith("hook_pattern") else cache[name][:, -1]
+        assert value.shape == ref.shape and _rel(value, ref) < 1e-12, name
+
+
+@pytest.mark.slow  # torch.compile, six shapes
+@pytest.mark.parametrize("layers,ln", DEPTHS, ids=[f"{n}-layer{'-LN' if ln else ''}" for n, ln in DEPTHS])
+def test_compiled_objective_at_any_depth_matches_transformer_lens(layers, ln):
+    """The compiled training objective, in float64: loss and gradients to 1e-12."""
+    from tasks.training import objective
+
+    cfg = _small(layers, ln)
+    model = _trained_looking(cfg, seed=7)
+    x, y = full_probe(cfg), labels(cfg)
+    losses, grads = [], []
+    for loss_fn in (lambda: torch.nn.functional.cross_entropy(model(x)[:, -1].double(), y),
+                    lambda: objective(model, cfg, compiled=True)(x, y)[0]):
+        model.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: q.grad.clone() for n, q in trainable(model).items()})
+    assert losses[1] == pytest.approx(losses[0], rel=1e-12)
+    for name in grads[0]:
+        assert _rel(grads[1][name], grads[0][name]) < 1e-12, name
 
 
 @pytest.mark.parametrize("p", [13, 59])
@@ -78,7 +147,7 @@ def test_probe_fast_path_equals_transformer_lens_hooks(p):
     assert _rel(fast.logits(), logits[:, -1]) < 1e-5
     assert _rel(fast.acts(HOOK_POST), cache[HOOK_POST][:, -1]) < 1e-5
     assert _rel(fast.acts(HOOK_PATTERN), cache[HOOK_PATTERN][:, :, -1]) < 1e-5
-    slow = Probe(cfg, model, (HOOK_POST, "blocks.0.hook_resid_mid"))  # a hook the fast path lacks
+    slow = Probe(cfg, model, (HOOK_POST, "blocks.0.mlp.hook_pre"))  # a hook the fast path lacks
     assert _rel(slow.acts(HOOK_POST), cache[HOOK_POST][:, -1]) < 1e-6
 
 

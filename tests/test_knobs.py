@@ -99,13 +99,14 @@ def test_unknown_knobs_are_refused():
 
 @pytest.mark.slow
 def test_a_layernorm_run_trains_and_is_analysed(tmp_path):
-    """LayerNorm is outside the fast trainer: the run trains through TransformerLens's forward."""
-    from tasks.fast import applies
+    """A LayerNorm run trains through the fast forward (the weights it reads include LayerNorm's)."""
+    from tasks.fast import FastForward
+    from tasks.model import build_model
     from tasks.runs import analyze_epoch, choose_key_frequencies, pending_epochs, prepare_run, train_run
 
     root = str(tmp_path)
     cfg = prepare_run(root, build_config("smoke", ln=True, num_epochs=30, checkpoints=[0, 15]))
-    assert not applies(cfg)
+    assert sum(w.dim() == 1 for w in FastForward(build_model(cfg), cfg).weights) == 3  # ln1, ln2, ln_final
     epochs = []
     series = train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
     assert series.train_loss[-1] < series.train_loss[0]

@@ -16,9 +16,9 @@ def test_weight_names_shapes_and_parameter_count():
     cfg = RunConfig()
     model = build_model(cfg)
     shapes = {k: tuple(v.shape) for k, v in weights(model).items()}
-    assert shapes == {
-        "W_E": (114, 128), "W_pos": (3, 128), "W_Q": (4, 128, 32), "W_K": (4, 128, 32),
-        "W_V": (4, 128, 32), "W_O": (4, 32, 128), "W_in": (128, 512), "W_out": (512, 128),
+    assert shapes == {  # block weights stacked over layers (one here)
+        "W_E": (114, 128), "W_pos": (3, 128), "W_Q": (1, 4, 128, 32), "W_K": (1, 4, 128, 32),
+        "W_V": (1, 4, 128, 32), "W_O": (1, 4, 32, 128), "W_in": (1, 128, 512), "W_out": (1, 512, 128),
         "W_U": (128, 113),
     }
     assert sum(p.numel() for p in trainable(model).values()) == 226_048
@@ -46,6 +46,22 @@ def test_hook_names_and_shapes():
     assert tuple(cache[HOOK_PATTERN].shape) == (p * p, 4, 3, 3)
     assert tuple(cache["blocks.0.hook_resid_mid"].shape) == (p * p, 3, 128)
     assert (cache[HOOK_POST] >= 0).all()
+
+
+def test_deeper_models_have_a_block_per_layer():
+    """``n_layers`` blocks, each with its own hooks and weights (stacked on a layer axis); with
+    LayerNorm, three LayerNorm scales per block and the final LayerNorm's hook_scale."""
+    p, layers = 7, 3
+    cfg = RunConfig(p=p, num_epochs=2, model=ModelConfig(n_layers=layers, normalization_type="LN"))
+    model = build_model(cfg)
+    hooks = [f"blocks.{l}.mlp.hook_post" for l in range(layers)] + ["ln_final.hook_scale"]
+    _, cache = model.run_with_cache(full_probe(cfg), names_filter=lambda n: n in hooks)
+    assert all(tuple(cache[h].shape) == (p * p, 3, 512) for h in hooks[:-1])
+    assert tuple(cache["ln_final.hook_scale"].shape) == (p * p, 3, 1)
+    assert tuple(weights(model)["W_in"].shape) == (layers, 128, 512)
+    one_layer = 226_048 - 114 * 128 - 3 * 128 - 128 * 113  # a block's trainable weights, without LN
+    embed = (p + 1) * 128 + 3 * 128 + 128 * p
+    assert sum(q.numel() for q in trainable(model).values()) == embed + layers * (one_layer + 2 * 128) + 128
 
 
 def test_native_init_is_transformerlens_gpt2_init_seeded_by_the_run_seed():
