@@ -20,7 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # connect to ephemeral Prefect API server" while a browser and the viewer shared the cores)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from cli import deploy, guard, server  # noqa: E402
+from cli import deploy, guard, server, zoom  # noqa: E402
 from tasks.config import ENV_DEVICE, check_device_name  # noqa: E402
 from tasks.knobs import DEFAULT_PRESET, KNOBS, build_config, positive  # noqa: E402
 
@@ -123,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
                      "./report-<run id>.html for an object-store root)")
     _common(rep)
     _sweep_parser(sp)
+    zoom.add_parser(sp, _common)
     server.add_parser(sp)
     deploy.add_parser(sp)
     ap.epilog = ("Start with `tdw run --preset smoke` (seconds) or `--preset quick` (~2 min), then "
@@ -137,7 +138,6 @@ def _scheduler(sub: argparse.ArgumentParser) -> None:
                           "ADDRESS, e.g. tcp://10.0.0.5:8786 (default: threads in this process)")
 
 
-def _address(text: str) -> str:
 def _llc(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--llc", action="store_true",
                      help="also estimate the local learning coefficient of every checkpoint (SGLD; "
@@ -151,6 +151,7 @@ def _check_llc(args) -> None:
         raise Usage('--llc needs devinterp: pip install -e ".[llc]"')
 
 
+def _address(text: str) -> str:
     import re
 
     if not re.fullmatch(r"([a-z]+://)?[\w.\-\[\]:]+:\d+", text):
@@ -203,8 +204,8 @@ def cmd_run(args) -> int:
     _check_device_name(args.device)
     _check_device(args.device)
     _writable(args.root)
-    refuse_if_training(args.root, cfg.run_id)
     _check_llc(args)
+    refuse_if_training(args.root, cfg.run_id)
     from flows.pipeline import pipeline
 
     run_id = pipeline(args.preset, **_knob_values(args), runs_dir=args.runs, device=args.device,
@@ -353,7 +354,7 @@ def _check_device(device: str | None) -> None:
 
 
 COMMANDS = {"run": cmd_run, "train": cmd_train, "sweep": cmd_sweep, "analyze": cmd_analyze, "runs": cmd_runs,
-            "serve": cmd_serve, "report": cmd_report, "server": server.command, "deploy": deploy.command}
+            "serve": cmd_serve, "report": cmd_report, "zoom": zoom.command, "server": server.command, "deploy": deploy.command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ import numpy as np
 from store import files, layout
 from store.run_store import grow, open_run
 from tasks import checkpoints as ckpt
+from tasks import transitions
 from tasks.accel import should_compile
 from tasks.config import ENV_DEVICE, RunConfig, RunError
 from tasks.lock import layout_lock, training_lock
@@ -151,3 +152,23 @@ def zoom(root: str, run_id: str, epochs: list[int], device: str | None = None,
     point = replay(root, cfg, epochs, device, on_progress)
     add_to_store(root, cfg, epochs)
     return point
+
+
+def auto(root: str, cfg: RunConfig, budget: int) -> tuple[list[int], list[str]]:
+    """The epochs ``--auto`` adds (at most ``budget``) where the run's stored series show its
+    transitions (``tasks.transitions``), and one line per window saying what was found, why,
+    and what it gets."""
+    if budget <= 0:
+        raise ZoomError(f"--budget must be a positive number of checkpoints, got {budget}")
+    last = trained_through(root, cfg.run_id)
+    series = {k: v[: last + 1] for k, v in open_run(root, cfg.run_id, mode="r").series().items()}
+    windows = transitions.find(series)
+    if not windows:
+        return [], [f"no transition found in run {cfg.run_id}'s series (epochs 0..{last})"]
+    plan = transitions.densify(windows, budget, set(cfg.checkpoint_epochs))
+    lines = []
+    for w, picks in plan.items():
+        had = sum(w.start <= e <= w.end for e in cfg.checkpoint_epochs)
+        lines.append(f"{w.kind} at epochs {w.start}-{w.end}: {w.why}; {had} checkpoint(s) there, "
+                     f"+{len(picks)}")
+    return sorted(e for picks in plan.values() for e in picks), lines
