@@ -71,7 +71,7 @@ def test_a_run_without_fourier_analyses_shows_its_curves(tmp_path, smoke_run):
     view.epoch.value = epochs[1]
     assert view.views["loss"].marker.location == view.views["accuracy"].marker.location == epochs[1]
     view.tabs.active = 1
-    assert view.key_text is None and len(_notes(view.tabs[1])) == 5 and view._visible() == []
+    assert view.key_text is None and len(_notes(view.tabs[1])) == 7 and view._visible() == []  # 5 + the LLC's 2
     view.tabs.active = 2
     assert set(view.views) == {"loss", "accuracy", "class_accuracy"}
     shown = view.views["class_accuracy"].source.data["test"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from bokeh.palettes import Purples256
 
-from viz import neurons, plots, progress, structure
+from viz import llc, neurons, plots, progress, structure
 from viz.generic import Bars, Heatmap
 from viz.linked import CurveView
 
@@ -99,6 +99,8 @@ VIEWS: tuple[View, ...] = (
     View("gini", PROGRESS, ("gini_embedding", "gini_wl"), "Fourier sparsity (Gini)", curve(progress.gini)),
     View("weight_norm", PROGRESS, ("sum_sq_weights_total",), "Sum of squared weights", curve(progress.weight_norm)),
     View("specialised_share", PROGRESS, ("neuron_freq_fraction",), "Specialised neurons", _specialised_share),
+    View("llc", PROGRESS, llc.NEEDS, "Local learning coefficient (tdw analyze --llc)", curve(llc.over_training)),
+    View("llc_traces", PROGRESS, llc.Traces.needs, "LLC chains at this checkpoint", _epoch_view(llc.Traces)),
     View("attention", WEIGHTS, structure.Attention.needs, "Attention from '=' per head", _epoch_view(structure.Attention)),
     View("class_accuracy", WEIGHTS, structure.ClassAccuracy.needs, "Accuracy per residue class",
          _epoch_view(structure.ClassAccuracy)),
