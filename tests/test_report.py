@@ -94,3 +94,41 @@ def test_the_report_names_the_init_and_says_when_a_run_has_not_generalised(monke
     acc[700] = 0.97
     assert report.generalisation("/runs", "r", loaded) == "Generalised: test accuracy first ≥ 0.95 at epoch 700."
     assert "initialisation legacy (the HookedTransformer's" in report.model_line(preset("quick"))
+
+
+def test_a_deeper_model_reports_where_each_key_frequency_first_appears(monkeypatch):
+    """Two layers at p = 11 (K = 5 frequencies, keys 1 and 3: threshold max(1/4, 2/5) = 0.4):
+    k = 1 appears after layer 1 at epoch 200 and after layer 0 at 300, k = 3 only after layer
+    1 at 450. The per-layer measures are judged on the last layer (W_L) and on the best layer
+    (specialised neurons), each layer's number in the evidence."""
+    import numpy as np
+
+    from tasks.config import preset
+
+    ck = np.arange(0, 1000, 50)
+    share = np.full((len(ck), 2, 2, 5), 0.1)  # (epoch, layer, site, freq)
+    share[ck >= 300, 0, 1, 0] = 0.5
+    share[ck >= 200, 1, 1, 0] = 0.45
+    share[ck >= 450, 1, 1, 2] = 0.4
+    share[:, :, 0, 2] = 0.9  # after the attention: not what "appears" reads
+    frac = np.full((len(ck), 2, 4, 5), 0.05)
+    frac[:, 1, :, 0] = 0.9  # layer 1 specialised, layer 0 not
+    store = {"resid_freq_share": share, "neuron_freq_fraction": frac,
+             "gini_wl": np.stack([np.full(len(ck), 0.9), np.linspace(0.1, 0.5, len(ck))], axis=1)}
+    cfg = preset("smoke", p=11, n_layers=2).to_dict()
+    monkeypatch.setattr(report.data, "measure", lambda r, i, name: (ck, store[name]) if name in store else (ck[:0], ck[:0]))
+    monkeypatch.setattr(report.data, "config", lambda r, i: cfg)
+    monkeypatch.setattr(report.data, "series", lambda r, i: {k: np.ones(1000) for k in ("train_acc", "test_acc", "train_loss", "test_loss")})
+    monkeypatch.setattr(report.data, "task", lambda r, i: TASKS["mul"])
+    monkeypatch.setattr(report.data, "key_frequencies", lambda r, i: ([1, 3], {"rule": "r"}))
+    assert report.appearances("x", "y", [1, 3]) == {1: [300, 200], 3: [None, 450]}
+    md = report.markdown("x", "y")
+    assert "| 1 | layer 1 at epoch 200 | layer 0: 300; layer 1: 200 |" in md
+    assert "| 3 | layer 1 at epoch 450 | layer 0: —; layer 1: 450 |" in md and report.APPEARS in md
+    claims = {c.claim: c for c in report.checks("x", "y")}
+    neurons = claims["≥ 75% of neurons have > 0.85 of their variance in one frequency at the end (in at least one layer)"]
+    assert neurons.holds and neurons.evidence == "layer 0: 0.0%, layer 1: 100.0% at epoch 950"
+    assert "Gini of W_L (last layer) rises during cleanup" in claims  # no phases here: not judged
+
+    cfg["model"]["n_layers"] = 1  # one layer: no such table
+    assert "first appears" not in report.markdown("x", "y")

@@ -83,17 +83,18 @@ def spectrum_evolution(root: str, run_id: str, top: int = 6) -> hv.Overlay:
     )
 
 
-def neuron_order(root: str, run_id: str, epochs: list[int]) -> np.ndarray:
-    """Neurons sorted by their dominant frequency (then by its fraction) at the last analysed
-    epoch, so frequency clusters show as blocks."""
-    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epochs[-1])
+def neuron_order(root: str, run_id: str, epochs: list[int], layer: int = 0) -> np.ndarray:
+    """The neurons of ``layer`` sorted by their dominant frequency (then by its fraction) at the
+    last analysed epoch, so frequency clusters show as blocks."""
+    frac = data.layer_slice(root, run_id, "neuron_freq_fraction", epochs[-1], layer)
     dominant, strength = frac.argmax(axis=1), frac.max(axis=1)
     return np.lexsort((-strength, dominant))
 
 
-def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...]) -> hv.Image:
-    """Neuron × frequency variance fractions; neurons in ``order`` (rows, top to bottom)."""
-    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)[list(order)]
+def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...], layer: int | None = None) -> hv.Image:
+    """Neuron × frequency variance fractions of ``layer`` (None: layer 0, unnamed in the title);
+    neurons in ``order`` (rows, top to bottom)."""
+    frac = data.layer_slice(root, run_id, "neuron_freq_fraction", epoch, layer or 0)[list(order)]
     freqs = data.coord(root, run_id, "freq")
     rank = np.arange(len(order))
     neuron_ids = np.broadcast_to(np.asarray(order)[:, None], frac.shape)  # for the hover
@@ -101,5 +102,6 @@ def neuron_frequencies(root: str, run_id: str, epoch: int, order: tuple[int, ...
     return hv.Image((freqs, rank, frac, neuron_ids), [axis, "neuron (sorted by dominant k)"],
                     ["fraction", "neuron"]).opts(
         width=WIDTH + 190, height=360, cmap="Blues", clim=(0, 1), colorbar=True, tools=["hover"],
-        invert_yaxis=True, title=f"Neuron × frequency variance fraction · epoch {epoch}",
+        invert_yaxis=True, title=f"Neuron × frequency variance fraction · epoch {epoch}"
+                                 + (f" · layer {layer}" if layer is not None else ""),
     )

@@ -5,6 +5,12 @@ group law) they are not applicable, and the report says so instead of judging th
 
 Phases (drawn on every curve): memorisation until train accuracy first reaches 0.99; circuit
 formation until test accuracy first reaches 0.5; cleanup until test accuracy first reaches 0.99.
+
+The verdicts read the final logits at any depth; per-layer measures are judged on the last
+layer (W_L: its neurons' direct path to the logits) or on the best layer (neuron
+specialisation), with every layer's number in the evidence. For a model deeper than one layer,
+the report adds where each key frequency first appears (``APPEARS``). A store written before the
+``layer`` dimension reads as layer 0 of a 1-layer model.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 
+from store.schema import SITES
 from tasks import knobs
 from tasks.config import RunConfig
-from viz import data, plots, progress
+from viz import data, llc, plots, progress
 
 hv.extension("bokeh", logo=False)
 
@@ -125,6 +132,8 @@ def checks(root: str, run_id: str) -> list[Check]:
 
     for name, label in (("gini_embedding", "W_E"), ("gini_wl", "W_L")):
         ge, gv = data.measure(root, run_id, name)
+        if gv.ndim == 2:  # (epoch, layer): the last layer's neurons write the logits directly
+            gv, label = gv[:, -1], label + (" (last layer)" if gv.shape[1] > 1 else "")
         if len(ge) >= 2 and "cleanup" in ph and "circuit formation" in ph:
             clean, circuit = _rate(ge, gv, ph["cleanup"]), _rate(ge, gv, ph["circuit formation"])
             out.append(Check(f"Gini of {label}'s Fourier norms rises sharply during cleanup",
@@ -136,9 +145,13 @@ def checks(root: str, run_id: str) -> list[Check]:
 
     fe, frac = data.measure(root, run_id, "neuron_freq_fraction")
     if len(fe):
-        share = float((frac[-1].max(axis=1) > 0.85).mean())
-        out.append(Check("≥ 75% of neurons have > 0.85 of their variance in one frequency at the end",
-                         share >= 0.75, f"{share:.1%} at epoch {int(fe[-1])}"))
+        final = frac[-1].reshape(-1, *frac.shape[-2:])  # (layer, neuron, freq); an older store's is one layer
+        shares = (final.max(axis=2) > 0.85).mean(axis=1)
+        deep = len(shares) > 1
+        out.append(Check("≥ 75% of neurons have > 0.85 of their variance in one frequency at the end"
+                         + (" (in at least one layer)" if deep else ""), float(shares.max()) >= 0.75,
+                         ", ".join((f"layer {i}: " if deep else "") + f"{v:.1%}" for i, v in enumerate(shares))
+                         + f" at epoch {int(fe[-1])}"))
     pe, per = data.measure(root, run_id, "logit_periodicity")
     if len(pe):
         out.append(Check("Logit periodicity explains ≥ 0.9 of the logit variance at the end",
@@ -146,6 +159,41 @@ def checks(root: str, run_id: str) -> list[Check]:
     if data.task(root, run_id).kind == "residues":  # every claim above is about Fourier structure
         out = [replace(c, holds=None, applies=False) for c in out]
     return out
+
+
+APPEARS = ("a key frequency k appears after layer l at the first analysed epoch at which its share of the "
+           "variance over the inputs of the residual stream at '=' after that layer's MLP (resid_freq_share, "
+           "site mlp) reaches max(1/(2m), 2/K): half an even split among the m key frequencies, and twice an "
+           "even split among all K frequencies")
+
+
+def appearances(root: str, run_id: str, keys: list[int]) -> dict[int, list[int | None]]:
+    """For each key frequency, the epoch it appears after each layer (``APPEARS``; None: not
+    by the last analysed epoch); empty without key frequencies or residual shares."""
+    epochs, share = data.measure(root, run_id, "resid_freq_share")  # (epoch, layer, site, freq)
+    if not len(epochs) or not keys:
+        return {}
+    after_mlp = share[:, :, SITES.index("mlp")]  # (epoch, layer, freq)
+    threshold = max(1 / (2 * len(keys)), 2 / after_mlp.shape[-1])
+    return {k: [_first(epochs, after_mlp[:, layer, k - 1], lambda v: v >= threshold)
+                for layer in range(after_mlp.shape[1])] for k in keys}
+
+
+def appearance_lines(root: str, run_id: str, keys: list[int] | None) -> list[str]:
+    """The markdown table of ``appearances``: where (layer, epoch) each key frequency appears
+    first, and when after every layer."""
+    found = appearances(root, run_id, keys or [])
+    if not found:
+        return ["Where each key frequency first appears: not analysed (needs the key frequencies and "
+                "resid_freq_share; `tdw analyze` adds it)."]
+    lines = [f"Where each key frequency first appears ({APPEARS}):", "",
+             "| k | first appears | after each layer |", "|---|---|---|"]
+    for k, at in found.items():
+        seen = [(e, layer) for layer, e in enumerate(at) if e is not None]
+        first = "not yet" if not seen else "layer {1} at epoch {0:,}".format(*min(seen))
+        each = "; ".join(f"layer {layer}: " + ("—" if e is None else f"{e:,}") for layer, e in enumerate(at))
+        lines.append(f"| {k} | {first} | {each} |")
+    return lines
 
 
 def markdown(root: str, run_id: str) -> str:
@@ -163,6 +211,9 @@ def markdown(root: str, run_id: str) -> str:
     for c in checks(root, run_id):
         mark = {True: "yes", False: "**no**", None: "n/a"}[c.holds] if c.applies else NOT_APPLICABLE
         lines.append(f"| {c.claim} | {mark} | {c.evidence} |")
+    if cfg.model.n_layers > 1:
+        lines += ["", *appearance_lines(root, run_id, keys)]
+    lines += ["", llc.story(root, run_id, phases(root, run_id))]
     return "\n".join(lines)
 
 
@@ -185,15 +236,20 @@ def build(root: str, run_id: str) -> pn.viewable.Viewable:
         progress.gini(root, run_id), progress.weight_norm(root, run_id),
         progress.specialised_share(root, run_id, 0.85),
     ]
+    if data.has(root, run_id, *llc.NEEDS):
+        figures.append(llc.over_training(root, run_id))
     final = epochs[-1]
-    order = tuple(int(n) for n in plots.neuron_order(root, run_id, epochs))
+    depth = RunConfig.from_dict(data.config(root, run_id)).model.n_layers
+    layers = [None] if depth == 1 else list(range(depth))  # None: one layer, unnamed
+    neurons = [plots.neuron_frequencies(root, run_id, final, tuple(int(n) for n in plots.neuron_order(
+        root, run_id, epochs, layer or 0)), layer) for layer in layers]
     return pn.Column(
         pn.pane.Markdown(markdown(root, run_id), width=1000),
         pn.pane.HTML(f"Shaded phases: {legend}"),
         pn.GridBox(*[pn.pane.HoloViews(_with_phases(f, spans)) for f in figures], ncols=2),
         pn.pane.Markdown(progress.key_frequency_text(root, run_id, 0.85, final), width=1000),
-        pn.Row(pn.pane.HoloViews(plots.embedding_spectrum(root, run_id, final)),
-               pn.pane.HoloViews(plots.neuron_frequencies(root, run_id, final, order))),
+        pn.pane.HoloViews(plots.embedding_spectrum(root, run_id, final)),
+        pn.GridBox(*[pn.pane.HoloViews(figure) for figure in neurons], ncols=2),
     )
 
 
