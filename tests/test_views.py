@@ -39,7 +39,7 @@ def test_a_run_from_an_older_version_without_newer_analyses(tmp_path, smoke_run)
     old_root = _without(tmp_path, smoke_run, ("weight_measures", "accuracy", "attention", "progress_measures"),
                         ("matrix", "param", "position", "split", "key_freq_mask"))
     view = App(old_root).view
-    for tab in range(4):
+    for tab in range(len(views.TABS)):
         view.tabs.active = tab  # every tab draws
     for name, v in view.views.items():
         assert v.figure is not None, name
@@ -57,7 +57,8 @@ def test_a_run_without_fourier_analyses_shows_its_curves(tmp_path, smoke_run):
     each named in a note; asking for one of them alone says it is not analysed."""
     _, cfg = smoke_run
     root = _without(tmp_path, smoke_run, ("embedding_spectrum", "neuron_activations", "neuron_frequencies",
-                                          "weight_measures", "attention", "progress_measures"), ("key_freq_mask",))
+                                          "weight_measures", "attention", "progress_measures", "residual_frequencies",
+                                          "logit_attribution", "logit_lens", "logit_lens_progress"), ("key_freq_mask",))
     app = App(root)
     view = app.view
     epochs = list(cfg.checkpoint_epochs)

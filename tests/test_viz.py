@@ -4,7 +4,7 @@ data each Bokeh figure holds (what the browser is sent)."""
 import numpy as np
 import pytest
 
-from viz import data, generic, neurons
+from viz import data, generic, neurons, views
 from viz.viewer import App
 from viz.generic import COLOUR_MODES
 
@@ -45,7 +45,7 @@ def test_neuron_heatmap_is_oriented_matches_the_store_and_follows_the_selector(s
     epoch = cfg.checkpoint_epochs[-1]
     view.neuron.value = 3
     heat = view.views["neuron_heatmap"]
-    stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, 3).astype(np.float32)
+    stored = data.layer_slice(root, cfg.run_id, "neuron_activations", epoch, 0, 3).astype(np.float32)
     np.testing.assert_array_equal(_image(heat), stored)  # rows a (a = 0 drawn at the bottom), columns b
     assert heat.xdim == "b" and heat.ydim == "a" and "neuron 3" in heat.figure.title.text
     order = list(view.views["neuron_frequencies"].order)
@@ -63,7 +63,7 @@ def test_colour_modes_make_epochs_comparable(smoke_run):
     n = view.neuron.value
     per_epoch = (heat.mapper.low, heat.mapper.high)
     view.colour.value = COLOUR_MODES[1]  # fixed over training
-    maps = [data.epoch_slice(root, cfg.run_id, "neuron_activations", e, n).astype(np.float32)
+    maps = [data.layer_slice(root, cfg.run_id, "neuron_activations", e, 0, n).astype(np.float32)
             for e in cfg.checkpoint_epochs]
     assert (heat.mapper.low, heat.mapper.high) == pytest.approx((min(m.min() for m in maps), max(m.max() for m in maps)))
     fixed = (heat.mapper.low, heat.mapper.high)
@@ -83,7 +83,7 @@ def test_neuron_grid_is_one_mosaic_of_the_chosen_neurons(smoke_run):
     root, cfg = smoke_run
     view = App(root).view
     grid, last = view.views["neuron_grid"], cfg.checkpoint_epochs[-1]
-    acts = data.epoch_slice(root, cfg.run_id, "neuron_activations", last).astype(np.float32)
+    acts = data.layer_slice(root, cfg.run_id, "neuron_activations", last, 0).astype(np.float32)
     var = acts.reshape(len(acts), -1).var(axis=1)
     assert set(grid.neurons) == set(np.argsort(-var)[:16]) and len(grid.neurons) == 16
     image, p = _image(grid), cfg.p
@@ -106,7 +106,7 @@ def test_neuron_frequency_view_sorts_clusters_into_blocks(smoke_run):
     root, cfg = smoke_run
     view = App(root).view
     nf, last = view.views["neuron_frequencies"], cfg.checkpoint_epochs[-1]
-    frac = data.epoch_slice(root, cfg.run_id, "neuron_freq_fraction", last)
+    frac = data.layer_slice(root, cfg.run_id, "neuron_freq_fraction", last, 0)
     shown = _image(nf)
     np.testing.assert_array_equal(shown, frac[nf.order])
     live = shown.max(axis=1) > 0
@@ -145,11 +145,11 @@ def test_state_from_the_address_and_one_view_alone(smoke_run):
     assert app.view.epoch.value == epoch and app.view.neuron.value == 11
     single = App(root, run=cfg.run_id, epoch=epoch, view="neuron_heatmap")
     assert single.view.panel.object is single.view.views["neuron_heatmap"].figure
-    stored = data.epoch_slice(root, cfg.run_id, "neuron_activations", epoch, single.view.neuron.value)
+    stored = data.layer_slice(root, cfg.run_id, "neuron_activations", epoch, 0, single.view.neuron.value)
     np.testing.assert_array_equal(_image(single.view.views["neuron_heatmap"]), stored.astype(np.float32))
     alone = App(root, run=cfg.run_id, epoch=epoch, view="attention").view  # a view of a later tab
     np.testing.assert_allclose(alone.views["attention"].source.data["a"],
-                               data.epoch_slice(root, cfg.run_id, "attention_mean", epoch)[:, 0])
+                               data.layer_slice(root, cfg.run_id, "attention_mean", epoch, 0)[:, 0])
     odd = App(root, run=cfg.run_id, view="no_such_view")
     assert "No view named" in odd.view.panel.object
 
@@ -218,7 +218,7 @@ def test_every_analysis_in_the_table_has_a_view(smoke_run):
 
     root, cfg = smoke_run
     view = App(root).view
-    view.tabs.active = 3
+    view.tabs.active = views.TABS.index(views.EVERY)
     explore = view.explore
     declared = {v.name for v in variables() if not v.name.endswith("_done") and v.dims[:1] == ("epoch",)}
     assert declared == set(explore.select.options.values())
@@ -227,7 +227,8 @@ def test_every_analysis_in_the_table_has_a_view(smoke_run):
         shown = explore.view
         epoch = cfg.checkpoint_epochs[1 + i % 2]
         view.epoch.value = epoch  # the tab's view follows the slider
-        stored = np.asarray(data.epoch_slice(root, cfg.run_id, name, epoch), dtype=np.float64)
+        at = (0,) if generic.shown_dims(root, cfg.run_id, name)[0] else ()  # a per-layer variable: its one layer
+        stored = np.asarray(data.epoch_slice(root, cfg.run_id, name, epoch, *at), dtype=np.float64)
         if isinstance(shown, generic.Bars):
             np.testing.assert_allclose(shown.source.data["value"], np.nan_to_num(stored), err_msg=name)
         elif isinstance(shown, generic.Heatmap):
@@ -356,7 +357,8 @@ def test_weights_and_attention_views_follow_the_slider(smoke_run):
     wl = frames[last]["wl"]
     assert wl.shape == (cfg.model.d_mlp, (cfg.p - 1) // 2) and np.isclose(wl.max(axis=1), 1).all()
     assert not np.array_equal(wl, frames[first]["wl"])
-    assert set(_legend(view.views["participation"].figure)) == {"W_E", "W_in", "W_out"}
+    matrices = {"W_E", *map(str, data.coord(root, cfg.run_id, "layer_matrix"))}  # W_E, and the layer's W_Q .. W_out
+    assert set(_legend(view.views["participation"].figure)) == matrices
 
 
 def test_a_damaged_store_shows_a_message(tmp_path, smoke_run):

@@ -2,8 +2,9 @@
 
 Pages: **Run** (one run's views, driven by one epoch slider: ``viz.run_view``), **Compare
 runs** (``viz.compare``) and **Train** (``viz.train``). The page address holds the state to
-share: ``/app?run=<run id>&epoch=<epoch>&neuron=<n>``; ``&view=<name>`` shows one view alone
-(a view of the Run page, or any stored variable); ``&page=compare|train`` opens that page.
+share: ``/app?run=<run id>&epoch=<epoch>&neuron=<n>`` (and ``&layer=<l>`` for a run of several
+layers); ``&view=<name>`` shows one view alone (a view of the Run page, or any stored
+variable); ``&page=compare|train`` opens that page.
 A periodic refresh picks up new runs, checkpoints and training progress.
 
 This script only serves the page: what it is made of is in ``viz.viewer``.
@@ -29,4 +30,4 @@ def _arg(name: str, kind=str):
 
 if __name__.startswith("bokeh"):
     page(run=_arg("run"), epoch=_arg("epoch", int), neuron=_arg("neuron", int), view=_arg("view"),
-         page=_arg("page")).servable()
+         page=_arg("page"), layer=_arg("layer", int)).servable()

@@ -1,7 +1,13 @@
 """Run comparison: several runs (a sweep, say) overlaid, one curve per run, for the training
 series or any scalar measure the analyses stored (a variable of dims ``(epoch,)``, or one label
 of a small labelled dimension such as ``restricted_loss`` on the test split); or, as a grid of
-tasks × training fractions, the epoch at which each generalised (``viz.grid``)."""
+tasks × training fractions, the epoch at which each generalised (``viz.grid``).
+
+Runs of different depths compare on any scalar measure. A per-layer measure (a ``layer``
+dimension after ``epoch``) is offered at each layer of the deepest run picked, where a
+shallower run has no curve (named in the title), and at each run's last layer (``LAST``): the
+layer whose output the unembedding reads, so a 1-, 2- and 3-layer run line up on what each
+finally computes."""
 
 from __future__ import annotations
 
@@ -15,11 +21,13 @@ SERIES = {"train loss": "train_loss", "test loss": "test_loss", "train accuracy"
           "test accuracy": "test_acc"}
 MAX_DEFAULT = 8
 MODES = ("curves", "task × fraction grid")
+LAST = -1  # a per-layer measure at each run's own last layer
 
 
-def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
-    """Label -> (variable, index along its second dimension or None), over the given runs."""
-    out = {label: (name, None) for label, name in SERIES.items()}
+def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None, int | None]]:
+    """Label -> (variable, index along its labelled dimension or None, layer or None (``LAST``:
+    each run's last)), over the given runs."""
+    out = {label: (name, None, None) for label, name in SERIES.items()}
     for run_id in runs:
         try:
             variables = data.per_epoch_variables(root, run_id)
@@ -28,42 +36,55 @@ def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None]]:
         for name, attrs in variables.items():
             if generic.kind(root, run_id, name) != "curves":
                 continue
-            if len(attrs["dims"]) == 1:
-                out.setdefault(name, (name, None))
-            else:
-                for i, label in enumerate(generic.labels(root, run_id, attrs["dims"][1])):
-                    out.setdefault(f"{name} [{label}]", (name, i))
+            layered = data.layered(root, run_id, name)
+            dims = tuple(attrs["dims"][2 if layered else 1:])
+            items = list(enumerate(generic.labels(root, run_id, dims[0]))) if dims else [(None, None)]
+            layers = [(None, "")] if not layered else \
+                [(LAST, " · last layer")] + [(l, f" · layer {l}") for l in range(data.n_layers(root, run_id))]
+            for i, label in items:
+                for layer, where in layers:
+                    out.setdefault(name + (f" [{label}]" if label is not None else "") + where, (name, i, layer))
     return out
 
 
-def values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent or
-    unreadable)."""
+def values(root: str, run_id: str, name: str, index: int | None, layer: int | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent,
+    unreadable, or the run has no such layer). A store without a ``layer`` dimension holds its
+    one layer, layer 0."""
     try:
-        return _values(root, run_id, name, index)
+        return _values(root, run_id, name, index, layer)
     except (data.StoreError, KeyError, OSError):
         return np.array([], dtype=int), np.array([])
 
 
-def _values(root: str, run_id: str, name: str, index: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _values(root: str, run_id: str, name: str, index: int | None, layer: int | None) -> tuple[np.ndarray, np.ndarray]:
     if name in SERIES.values():
         y = data.series(root, run_id)[name]
         x = np.arange(len(y))
     else:
         x, y = data.measure(root, run_id, name)
+        if layer is not None and len(y):
+            layered = data.layered(root, run_id, name)
+            n = y.shape[1] if layered else 1
+            at = n - 1 if layer == LAST else layer
+            if at >= n:
+                return np.array([], dtype=int), np.array([])
+            y = y[:, at] if layered else y
         if index is not None and len(y):
             y = y[:, index]
     keep = np.isfinite(y)
     return x[keep], y[keep]
 
 
-def overlay(root: str, runs: list[str], label: str, name: str, index: int | None, logy: bool) -> hv.Overlay:
+def overlay(root: str, runs: list[str], label: str, name: str, index: int | None, logy: bool,
+            layer: int | None = None) -> hv.Overlay:
     """One curve per run, named as the run picker names it (with its task where tasks differ)."""
     curves, missing = [], []
     names = data.labelled_runs(root, runs)
     names = {r: label_ for label_, r in names.items()} if isinstance(names, dict) else {r: r for r in runs}
     for i, run_id in enumerate(runs):
-        x, y = values(root, run_id, name, index)
+        x, y = values(root, run_id, name, index, layer)
         if not len(x):
             missing.append(run_id)
             continue
@@ -115,8 +136,8 @@ class Compare:
             self.found = grid.outcomes(self.root, data.runs(self.root) if self.every.value else self.runs.value)
             self.plot.object = grid.plot(self.found)
             return
-        name, index = self.choices[self.measure.value]
-        self.element = overlay(self.root, self.runs.value, self.measure.value, name, index, self.logy.value)
+        name, index, layer = self.choices[self.measure.value]
+        self.element = overlay(self.root, self.runs.value, self.measure.value, name, index, self.logy.value, layer)
         fig = curves.render(self.element)
         fig.name = "compare"
         self.plot.object = fig

@@ -115,11 +115,37 @@ def epoch_slice(root: str, run_id: str, name: str, epoch: int, *index) -> np.nda
     return out
 
 
+def layered(root: str, run_id: str, name: str) -> bool:
+    """Whether variable ``name`` has a ``layer`` dimension (right after ``epoch``)."""
+    dims = describe(root, run_id, name)["dims"]
+    return len(dims) > 1 and dims[1] == "layer"
+
+
+def at_layer(root: str, run_id: str, name: str, layer: int) -> tuple[int, ...]:
+    """The index that picks ``layer`` of variable ``name`` after its epoch: ``(layer,)`` where it
+    has a ``layer`` dimension, ``()`` where it has none (a variable that is not per layer, or a
+    1-layer store written before layers were a dimension: its only layer is layer 0)."""
+    return (int(layer),) if layered(root, run_id, name) else ()
+
+
+def n_layers(root: str, run_id: str) -> int:
+    """The model's depth: the store's ``layer`` size, else its config's ``n_layers``, else 1."""
+    st = store(root, run_id)
+    return int(st.sizes().get("layer") or st.config.get("model", {}).get("n_layers") or 1)
+
+
+def layer_slice(root: str, run_id: str, name: str, epoch: int, layer: int, *index) -> np.ndarray:
+    """One analysed epoch of a variable at one layer (only that layer's slice is read; a
+    variable without a ``layer`` dimension is read whole); read-only and cached."""
+    return epoch_slice(root, run_id, name, epoch, *at_layer(root, run_id, name, layer), *index)
+
+
 @functools.lru_cache(maxsize=256)
-def neuron_maps(root: str, run_id: str, epoch: int, neurons: tuple[int, ...]) -> np.ndarray:
-    """Several neurons' (a, b) activation maps at one epoch, ``(len(neurons), n, n)`` in the
-    stored dtype, in one read (only the chunks holding them are decompressed); read-only."""
-    out = np.asarray(store(root, run_id).read("neuron_activations", epoch, list(neurons)))
+def neuron_maps(root: str, run_id: str, epoch: int, neurons: tuple[int, ...], layer: int = 0) -> np.ndarray:
+    """Several neurons' (a, b) activation maps at one epoch and layer, ``(len(neurons), n, n)``
+    in the stored dtype, in one read (only the chunks holding them are decompressed); read-only."""
+    at = at_layer(root, run_id, "neuron_activations", layer)
+    out = np.asarray(store(root, run_id).read("neuron_activations", epoch, *at, list(neurons)))
     out.setflags(write=False)
     return out
 
@@ -137,9 +163,9 @@ def value_range(root: str, run_id: str, name: str, epochs: tuple[int, ...], *ind
 
 
 @functools.lru_cache(maxsize=64)
-def top_by_variance(root: str, run_id: str, epoch: int, k: int) -> tuple[int, ...]:
-    """The ``k`` neurons whose (a, b) map varies most at ``epoch``, highest first."""
-    acts = epoch_slice(root, run_id, "neuron_activations", epoch)  # (neuron, a, b) float16
+def top_by_variance(root: str, run_id: str, epoch: int, k: int, layer: int = 0) -> tuple[int, ...]:
+    """The ``k`` neurons of ``layer`` whose (a, b) map varies most at ``epoch``, highest first."""
+    acts = layer_slice(root, run_id, "neuron_activations", epoch, layer)  # (neuron, a, b) float16
     var = acts.reshape(len(acts), -1).astype(np.float32).var(axis=1)
     return tuple(int(n) for n in np.argsort(-var, kind="stable")[:k])
 
@@ -261,9 +287,17 @@ def analysis_of(root: str, run_id: str, name: str) -> str | None:
     return describe(root, run_id, name).get("analysis")
 
 
-def measure(root: str, run_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+def measure(root: str, run_id: str, name: str, layer: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(epochs, values)`` of a per-checkpoint variable over the checkpoints whose analysis is
-    done; values keep the variable's trailing dimensions. Empty when the variable is absent."""
+    done; values keep the variable's trailing dimensions (at ``layer`` only, where given and the
+    variable has a ``layer`` dimension; see ``at_layer``). Empty when the variable is absent."""
+    epochs, values = _measure(root, run_id, name)
+    if layer is not None and len(epochs) and layered(root, run_id, name):
+        values = values[:, layer]
+    return epochs, values
+
+
+def _measure(root: str, run_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     st = store(root, run_id)
     analysis = analysis_of(root, run_id, name) if st.has(name) else None
     if analysis is None:
@@ -307,7 +341,7 @@ def check_recorded(root: str, run_id: str) -> None:
                              "can be read (half-written or damaged)")
 
 
-__all__ = ["READ_ERRORS", "StoreError", "Task", "analysed_epochs", "analysis_of", "check_recorded",
+__all__ = ["READ_ERRORS", "StoreError", "Task", "analysed_epochs", "analysis_of", "at_layer", "check_recorded",
            "checkpoint_analyses", "config", "coord", "describe", "done_epochs", "epoch_slice", "forget", "has",
-           "key_frequencies", "labelled_runs", "measure", "neuron_maps", "per_epoch_variables", "runs", "runs_root",
-           "series", "store", "task", "trained_through", "value_range"]
+           "key_frequencies", "labelled_runs", "layer_slice", "layered", "measure", "n_layers", "neuron_maps",
+           "per_epoch_variables", "runs", "runs_root", "series", "store", "task", "trained_through", "value_range"]

@@ -1,6 +1,8 @@
 """The "Every analysis" tab: any per-checkpoint variable in the store, picked by name and drawn
 by the shape of its dimensions (``viz.generic``), so an analysis added to the analysis table is
-shown here as soon as a run stores it."""
+shown here as soon as a run stores it. A variable with a ``layer`` dimension followed by others
+is shown at the layer picked on the run page (``viz.layers``); a lone ``(epoch, layer)`` is one
+curve per layer."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ from typing import Callable
 import panel as pn
 
 from viz import data, generic
+from viz.layers import LayerPicker
 from viz.linked import CurveView, EpochView
 
 
 class Explore:
     def __init__(self, root: str, run_id: str, epochs: list[int], jump: Callable[[float], None],
-                 current: Callable[[], int]):
+                 current: Callable[[], int], layers: LayerPicker):
         self.root, self.run_id, self.epochs, self.jump, self.current = root, run_id, epochs, jump, current
+        self.layers = layers
         self.variables = data.per_epoch_variables(root, run_id)
         options = {f"{attrs['analysis']} · {name}": name for name, attrs in self.variables.items()}
         self.select = pn.widgets.Select(label="Variable", options=options, width=360)
@@ -40,10 +44,25 @@ class Explore:
             return None
         how = generic.kind(self.root, self.run_id, name)
         if how == "curves":
-            return CurveView(name, lambda: generic.over_training(self.root, self.run_id, name), on_tap=self.jump)
-        if how == "bars":
-            return generic.Bars(self.root, self.run_id, name)
-        return generic.Heatmap(self.root, self.run_id, name, self.epochs, index=0, width=380, height=340)
+            return CurveView(name, lambda: generic.over_training(self.root, self.run_id, name, self._layer()),
+                             on_tap=self.jump)
+        view = generic.Bars(self.root, self.run_id, name) if how == "bars" else \
+            generic.Heatmap(self.root, self.run_id, name, self.epochs, index=0, width=380, height=340)
+        if view.per_layer and self.layers.shown:
+            view.set_layer(self.layers.value)
+        return view
+
+    def _layer(self) -> int | None:
+        """The layer picked, where the run has several (None: layer 0, unnamed)."""
+        return self.layers.value if self.layers.shown else None
+
+    def follow_layer(self, view: EpochView | CurveView) -> None:
+        """Show the layer picked on the run page in ``view`` (made here) where it is per layer."""
+        if isinstance(view, CurveView) and generic.shown_dims(self.root, self.run_id, view.name)[0]:
+            view.redraw()
+        elif getattr(view, "per_layer", False) and self.layers.shown:
+            view.set_layer(self.layers.value)
+            view.show(self.current())
 
     def pick(self, name: str) -> None:
         attrs = self.variables[name]

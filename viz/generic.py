@@ -8,6 +8,10 @@ viewer:
   a Fourier basis, ``const, cos 1, sin 1, ...``, is laid out by frequency k);
 - ``(epoch, Y, X)``: an image at the current epoch, Y up the vertical axis (``Heatmap``);
 - ``(epoch, I, Y, X)``: the same for one I at a time (``Heatmap`` with an ``index``).
+
+A ``layer`` dimension after ``epoch`` is shown one layer at a time (the run page's layer picker)
+when more dimensions follow it, and the rest of the dimensions decide as above; a lone
+``(epoch, layer)`` is one curve per layer.
 """
 
 from __future__ import annotations
@@ -35,10 +39,22 @@ COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 
 
 def labels(root: str, run_id: str, dim: str) -> list[str]:
-    """The labels of a dimension: its coordinate array in the store, else 0 .. n-1."""
+    """The labels of a dimension: its coordinate array in the store, else 0 .. n-1 (``layer l``
+    for the layers)."""
     if data.has(root, run_id, dim):
-        return [str(v) for v in data.coord(root, run_id, dim)]
-    return [str(i) for i in range(data.store(root, run_id).sizes()[dim])]
+        names = [str(v) for v in data.coord(root, run_id, dim)]
+    else:
+        names = [str(i) for i in range(data.store(root, run_id).sizes()[dim])]
+    return [f"layer {n}" for n in names] if dim == "layer" else names
+
+
+def shown_dims(root: str, run_id: str, name: str) -> tuple[bool, tuple[str, ...]]:
+    """``(per_layer, dims)``: whether the variable is shown one layer at a time (a ``layer``
+    dimension after ``epoch`` with more dimensions after it), and the dimensions drawn (those
+    after ``epoch``, and after ``layer`` when per layer)."""
+    dims = tuple(data.describe(root, run_id, name)["dims"][1:])
+    per_layer = len(dims) > 1 and dims[0] == "layer"
+    return per_layer, dims[1:] if per_layer else dims
 
 
 def fourier_positions(labels) -> tuple[np.ndarray, np.ndarray] | None:
@@ -66,7 +82,7 @@ def frequency_ticks(k_max: int) -> list[int]:
 
 def kind(root: str, run_id: str, name: str) -> str:
     """``curves``, ``bars`` or ``heatmap``: how the variable is drawn (see the module doc)."""
-    dims = data.describe(root, run_id, name)["dims"][1:]
+    dims = shown_dims(root, run_id, name)[1]
     if not dims or (len(dims) == 1 and data.store(root, run_id).sizes()[dims[0]] <= SMALL):
         return "curves"
     return "bars" if len(dims) == 1 else "heatmap"
@@ -76,20 +92,22 @@ def title(root: str, run_id: str, name: str) -> str:
     return str(data.describe(root, run_id, name).get("long_name") or name)
 
 
-def over_training(root: str, run_id: str, name: str) -> hv.Overlay:
-    """One curve per label over the analysed checkpoints (log scale when the values are
-    positive and span more than two decades)."""
-    attrs = data.describe(root, run_id, name)
-    epochs, values = data.measure(root, run_id, name)
+def over_training(root: str, run_id: str, name: str, layer: int | None = None) -> hv.Overlay:
+    """One curve per label over the analysed checkpoints (at ``layer`` where the variable is
+    shown per layer, named in the title; None: layer 0, unnamed), log scale when the values are
+    positive and span more than two decades."""
+    per_layer, dims = shown_dims(root, run_id, name)
+    epochs, values = data.measure(root, run_id, name, (layer or 0) if per_layer else None)
     values = values.reshape(len(epochs), -1) if len(epochs) else np.zeros((0, 1))
-    names = labels(root, run_id, attrs["dims"][1]) if len(attrs["dims"]) > 1 else [""]
+    names = labels(root, run_id, dims[0]) if dims else [""]
     finite = values[np.isfinite(values)]
     logy = bool(finite.size and finite.min() > 0 and finite.max() / finite.min() > 100)
     curves = [hv.Curve((epochs, values[:, i]), "epoch", title(root, run_id, name), label=label)
               .opts(color=COLORS[i % len(COLORS)]) for i, label in enumerate(names)]
     return hv.Overlay(curves).opts(
         hv.opts.Curve(width=480, height=260, tools=["hover"], line_width=1.8, logy=logy),
-        hv.opts.Overlay(title=f"{title(root, run_id, name)} ({name})", legend_position="right",
+        hv.opts.Overlay(title=f"{title(root, run_id, name)} ({name})" + (f" · layer {layer}" if per_layer and layer is not None else ""),
+                        legend_position="right",
                         show_legend=len(curves) > 1, logy=logy),
     )
 
@@ -140,7 +158,7 @@ class Bars(EpochView):
     def __init__(self, root: str, run_id: str, name: str, width: int = 560, height: int = 260,
                  color: str = "#4c72b0"):
         self.root, self.run_id, self.name, self.color = root, run_id, name, color
-        dim = data.describe(root, run_id, name)["dims"][1]
+        self.per_layer, (dim,) = shown_dims(root, run_id, name)
         self.labels = labels(root, run_id, dim)
         fourier = fourier_positions(self.labels)
         columns = {"x": self.labels, "value": np.zeros(len(self.labels))}
@@ -173,7 +191,8 @@ class Bars(EpochView):
         return Bars(self.root, self.run_id, self.name, self.figure.width, self.figure.height, self.color)
 
     def load(self, epoch: int) -> np.ndarray:
-        return data.epoch_slice(self.root, self.run_id, self.name, epoch)
+        at = (self.layer or 0,) if self.per_layer else ()
+        return data.epoch_slice(self.root, self.run_id, self.name, epoch, *at)
 
     def draw(self, values: np.ndarray) -> None:
         self.source.data.update(value=np.nan_to_num(np.asarray(values, dtype=np.float64)))
@@ -190,7 +209,7 @@ class Heatmap(EpochView):
         """``width``, ``height``: of the image area, in pixels."""
         self.root, self.run_id, self.name = root, run_id, name
         self.epochs, self.index, self.mode, self.palette = list(epochs), index, mode, palette
-        dims = data.describe(root, run_id, name)["dims"][1:]
+        self.per_layer, dims = shown_dims(root, run_id, name)
         self.idim, (self.ydim, self.xdim) = (dims[0] if len(dims) == 3 else None), dims[-2:]
         sizes = data.store(root, run_id).sizes()
         ny, nx = sizes[self.ydim], sizes[self.xdim]
@@ -214,14 +233,16 @@ class Heatmap(EpochView):
 
     def _title(self) -> str:
         item = f" · {self.idim} {self.index}" if self.idim else ""
-        return f"{title(self.root, self.run_id, self.name)}{item}"
+        layer = f" · layer {self.layer}" if self.layer is not None else ""
+        return f"{title(self.root, self.run_id, self.name)}{item}{layer}"
 
     def clone(self) -> "Heatmap":
         return Heatmap(self.root, self.run_id, self.name, self.epochs, self.index, self.mode,
                        self.figure.frame_width, self.figure.frame_height, self.palette)
 
     def _slice(self) -> tuple:
-        return () if self.idim is None else (int(self.index or 0),)
+        """The index after the epoch: the layer (when per layer), then the item (when indexed)."""
+        return ((self.layer or 0,) if self.per_layer else ()) + (() if self.idim is None else (int(self.index or 0),))
 
     def load(self, epoch: int) -> np.ndarray:
         return data.epoch_slice(self.root, self.run_id, self.name, epoch, *self._slice())

@@ -12,6 +12,7 @@ or moves a marker. Nothing is re-rendered or re-laid out on a step.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Span
 from viz import curves
 from viz.curves import TOOLBAR, TOOLS  # noqa: F401  (the views' figures share them)
 
+LAYER_SUFFIX = re.compile(r" · layer \d+$")  # the layer a per-layer view's title names
 # level "overlay": the marker is drawn on the plot's overlay layer, so moving it repaints that
 # layer alone, not the curves beneath
 MARKER = dict(dimension="height", line_color="#555555", line_dash="dashed", line_width=1.5, level="overlay")
@@ -97,6 +99,13 @@ class EpochView:
 
     name = ""
     figure: Any = None
+    layer: int | None = None  # the model layer shown, once picked (``set_layer``); None: layer 0, untitled
+
+    def set_layer(self, layer: int) -> None:
+        """Show ``layer`` of the per-layer variables read, from the next ``show`` on, and name it
+        in the title (``... · layer 1``)."""
+        self.layer = int(layer)
+        self.figure.title.text = f"{LAYER_SUFFIX.sub('', self.figure.title.text)} · layer {self.layer}"
 
     def load(self, epoch: int) -> Any:
         raise NotImplementedError
@@ -115,6 +124,8 @@ class EpochView:
     def standalone(self, epoch: int):
         """A fresh figure of this view at ``epoch`` (titled with it), for a standalone file."""
         view = self.clone()
+        if self.layer is not None:
+            view.set_layer(self.layer)
         view.show(epoch)
         view.figure.title.text = f"{view.figure.title.text} · epoch {epoch}"
         return view.figure
@@ -180,6 +191,7 @@ class CurveView:
             if self._pane is not None:
                 self._pane.object = fresh
             return
+        self.figure.title.text = fresh.title.text  # a per-layer curve names its layer
         for o, n in zip(old, new):
             o.data_source.data = dict(n.data_source.data)
         for attr in ("x_range", "y_range"):

@@ -21,10 +21,10 @@ from viz.linked import TOOLBAR, TOOLS, EpochView
 ORDERS = ("dominant frequency (last epoch)", "dominant frequency (this epoch)", "neuron index")
 
 
-def clusters(root: str, run_id: str, epoch: int, threshold: float) -> dict[int, list[int]]:
-    """Frequency k -> the neurons with more than ``threshold`` of their variance in k at
-    ``epoch``, strongest first."""
-    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)  # (neuron, freq)
+def clusters(root: str, run_id: str, epoch: int, threshold: float, layer: int = 0) -> dict[int, list[int]]:
+    """Frequency k -> the neurons of ``layer`` with more than ``threshold`` of their variance in
+    k at ``epoch``, strongest first."""
+    frac = data.layer_slice(root, run_id, "neuron_freq_fraction", epoch, layer)  # (neuron, freq)
     freqs = data.coord(root, run_id, "freq")
     strength, dominant = frac.max(axis=1), frac.argmax(axis=1)
     out: dict[int, list[int]] = {}
@@ -34,10 +34,10 @@ def clusters(root: str, run_id: str, epoch: int, threshold: float) -> dict[int, 
     return dict(sorted(out.items()))
 
 
-def order(root: str, run_id: str, epoch: int, by: str) -> np.ndarray:
-    """Neurons in display order: by dominant frequency at ``epoch`` (strongest first within a
-    frequency; silent neurons, whose fractions are all zero, last), or by index."""
-    frac = data.epoch_slice(root, run_id, "neuron_freq_fraction", epoch)
+def order(root: str, run_id: str, epoch: int, by: str, layer: int = 0) -> np.ndarray:
+    """The neurons of ``layer`` in display order: by dominant frequency at ``epoch`` (strongest
+    first within a frequency; silent neurons, whose fractions are all zero, last), or by index."""
+    frac = data.layer_slice(root, run_id, "neuron_freq_fraction", epoch, layer)
     if by == ORDERS[2]:
         return np.arange(len(frac))
     strength = frac.max(axis=1)
@@ -68,17 +68,18 @@ def neuron_at_pixels(neurons: tuple[int, ...], p: int, gap: int) -> np.ndarray:
 
 @data.derived(maxsize=16)
 def grid_frame(root: str, run_id: str, epoch: int, neurons: tuple[int, ...], gap: int, mode: str,
-               epochs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The neuron grid at ``epoch``: ``(image, rgba, colours)``, the tiled values, their colours
-    and the colour range and palette. The range is the image's own, or, fixed, each neuron's over
+               epochs: tuple[int, ...], layer: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The neuron grid of ``layer`` at ``epoch``: ``(image, rgba, colours)``, the tiled values,
+    their colours and the colour range and palette. The range is the image's own, or, fixed, each neuron's over
     ``epochs``. Computed once per process for all the sessions showing it (~3 ms at p = 113 for
     16 neurons; the recent 16 are kept, ~1.8 MB each). Read-only: a source given them is refilled
     whole, never patched in place."""
-    image = mosaic(data.neuron_maps(root, run_id, epoch, neurons), gap)
+    image = mosaic(data.neuron_maps(root, run_id, epoch, neurons, layer), gap)
     if mode == COLOUR_MODES[0]:
         low, high = float(np.nanmin(image)), float(np.nanmax(image))
     else:
-        ranges = [data.value_range(root, run_id, "neuron_activations", epochs, n) for n in neurons]
+        at = data.at_layer(root, run_id, "neuron_activations", layer)
+        ranges = [data.value_range(root, run_id, "neuron_activations", epochs, *at, n) for n in neurons]
         low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     palette = colours(low, high, mode)
     rgba = to_rgba(image, **palette)
@@ -126,7 +127,7 @@ class NeuronGrid(EpochView):
         self.figure.x_range.update(start=0, end=w)
         self.figure.y_range.update(start=0, end=h)
         self.figure.frame_height = round(self.figure.frame_width * h / w)  # square tiles
-        self.figure.title.text = caption
+        self.figure.title.text = caption + (f" · layer {self.layer}" if self.layer is not None else "")
         if epoch is not None:
             self.show(epoch)
 
@@ -137,13 +138,13 @@ class NeuronGrid(EpochView):
 
     def load(self, epoch: int) -> int:
         """The maps' read (what the read-ahead warms); the frame is made on ``draw``."""
-        data.neuron_maps(self.root, self.run_id, epoch, self.neurons)
+        data.neuron_maps(self.root, self.run_id, epoch, self.neurons, self.layer or 0)
         return epoch
 
     def draw(self, epoch: int) -> None:
         fixed = tuple(self.epochs) if self.mode != COLOUR_MODES[0] else ()  # the range's epochs
         self.image, rgba, palette = grid_frame(self.root, self.run_id, epoch, self.neurons, self.gap,
-                                               self.mode, fixed)
+                                               self.mode, fixed, self.layer or 0)
         columns = {"rgba": [rgba]}
         if self._ids != self.neurons:  # the hover's neuron ids travel only when the neurons change
             columns["neuron"] = [neuron_at_pixels(self.neurons, self.p, self.gap)]
@@ -169,8 +170,10 @@ class NeuronGrid(EpochView):
 
 class NeuronFrequencies(EpochView):
     """A (neuron, freq) variable as an image, one row per neuron in ``order`` (top to bottom),
-    frequencies k along x: by default the variance fractions (colour 0..1); with ``normalise``
-    each row is divided by its maximum. Hover names neuron, k and value; the picked neuron's
+    frequencies k along x: by default the variance fractions, coloured from 0 to this epoch's
+    largest fraction (the colour bar's top: ~1 where neurons specialise; a dense spectrum's
+    fractions of a few percent stay visible, not near-white); with ``normalise`` each row is
+    divided by its maximum (colour 0..1). Hover names neuron, k and value; the picked neuron's
     row is marked; a click on a row calls ``on_pick(neuron)``."""
 
     name = "neuron_frequencies"
@@ -186,7 +189,7 @@ class NeuronFrequencies(EpochView):
         self._ids_sent = False
         self.source = ColumnDataSource({"image": [np.zeros((n, len(freqs)), np.float32)],
                                         "neuron": [np.zeros((n, len(freqs)), np.int32)]})
-        mapper = LinearColorMapper(palette=list(palette), low=0, high=1)
+        self.mapper = mapper = LinearColorMapper(palette=list(palette), low=0, high=1)
         k0 = float(freqs[0]) - 0.5
         fig = figure(width=width, height=height, tools=TOOLS, toolbar_location=TOOLBAR,
                      x_range=Range1d(k0, k0 + len(freqs)), y_range=Range1d(n - 0.5, -0.5), title=title)
@@ -217,12 +220,15 @@ class NeuronFrequencies(EpochView):
         self.figure.yaxis.axis_label = caption
 
     def load(self, epoch: int) -> np.ndarray:
-        return data.epoch_slice(self.root, self.run_id, self.variable, epoch)
+        return data.layer_slice(self.root, self.run_id, self.variable, epoch, self.layer or 0)
 
     def draw(self, values: np.ndarray) -> None:
         rows = np.asarray(values[self.order], dtype=np.float32)
         if self.normalise:
             rows = rows / np.maximum(rows.max(axis=1, keepdims=True), 1e-12)
+        else:
+            top = float(np.nanmax(rows)) if rows.size and not np.isnan(rows).all() else 1.0
+            self.mapper.high = max(top, 1e-6)
         columns = {"image": [rows]}
         if not self._ids_sent:  # the hover's neuron ids travel only when the order changes
             columns["neuron"] = [np.ascontiguousarray(np.broadcast_to(self.order[:, None].astype(np.int32), rows.shape))]

@@ -16,6 +16,7 @@ from viz import data, neurons, progress, structure
 from viz.explore import Explore
 from viz.generic import COLOUR_MODES
 from viz.keys import Keys
+from viz.layers import LayerPicker
 from viz.linked import CurveView, EpochSlider, EpochView, after_load
 from viz.views import BY_NAME, EVERY, PROGRESS, TABS, VIEWS, View
 
@@ -34,7 +35,7 @@ class RunView:
 
     def __init__(self, root: str, run_id: str, epoch: int | None = None, neuron: int | None = None,
                  single: str | None = None, on_state: Callable[..., None] = lambda **_: None,
-                 on_fault: Callable[[Exception], None] | None = None):
+                 on_fault: Callable[[Exception], None] | None = None, layer: int | None = None):
         self.root, self.run_id, self.single, self.on_state = root, run_id, single, on_state
         self.on_fault = on_fault
         self.epochs = data.analysed_epochs(root, run_id)
@@ -49,6 +50,7 @@ class RunView:
                                                     "first", "previous", "reverse", "pause", "play", "next", "last"],
                                                 stylesheets=["input[type=range] { display: none; }"])  # one slider: the epoch
         self.speed = pn.widgets.RadioButtonGroup(options=SPEEDS, value=SPEEDS["1×"], width=300)
+        self.layers = LayerPicker(root, run_id, layer)  # shown for a run of more than one layer
         d_mlp = cfg["model"]["d_mlp"]
         self.neuron = pn.widgets.IntInput(label="Neuron", start=0, end=d_mlp - 1, value=0, width=110)
         self.prev_neuron = pn.widgets.Button(label="◀", width=45, margin=(24, 2, 5, 5), description="previous neuron ([)")
@@ -57,7 +59,7 @@ class RunView:
         self.grid_choice = pn.widgets.Select(label="Neuron grid", options={"top by activation variance": TOP}, width=200)
         self.grid_size = pn.widgets.Select(label="How many", options=list(GRID_SIZES), value=16, width=90)
         self.order_by = pn.widgets.Select(label="Neuron × frequency order", options=list(neurons.ORDERS), width=300)
-        self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.5, end=0.99,
+        self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.1, end=0.99,
                                                 step=0.01, value=0.85, width=300)
         self.info = pn.pane.Markdown(self._info(cfg), width=300)
         self.keys = Keys(self._guard(self.key))
@@ -85,10 +87,11 @@ class RunView:
             data.check_recorded(root, run_id)
         self.fourier = data.has(root, run_id, "neuron_freq_fraction", "freq")  # neuron orders and clusters
         self.order_caption = f"neuron ({neurons.ORDERS[0]})"
-        self.order = neurons.order(root, run_id, last, neurons.ORDERS[0]) if self.fourier \
+        self.order = neurons.order(root, run_id, last, neurons.ORDERS[0], self.layers.value) if self.fourier \
             else np.arange(self.neuron.end + 1)
         if neuron is None or not 0 <= neuron <= self.neuron.end:
-            neuron = data.top_by_variance(root, run_id, last, 1)[0] if data.has(root, run_id, "neuron_activations") else 0
+            neuron = data.top_by_variance(root, run_id, last, 1, self.layers.value)[0] \
+                if data.has(root, run_id, "neuron_activations") else 0
         self.neuron.value = neuron
         self._show_controls()
         self.explore: Explore | None = None  # the "Every analysis" tab, built when first opened
@@ -107,7 +110,13 @@ class RunView:
             made = self.views[name] = self.rows[name].draw(self, name)
             if isinstance(made, EpochView):
                 made.figure.name = name  # CurveViews name their figures when drawn
+                if self.layers.per_layer(self.rows[name]):
+                    made.set_layer(self.layers.value)
         return self.views.get(name)
+
+    def layer_kw(self, name: str) -> dict:
+        """``{"layer": l}`` for the plot function of view ``name`` where it shows the picked layer."""
+        return self.layers.kw(self.rows[name]) if name in self.rows else {}
 
     def exportable(self) -> list[str]:
         """The views this run can draw, in table order (each is built when exported)."""
@@ -139,6 +148,7 @@ class RunView:
         self.grid_size.param.watch(g(lambda _: self._set_grid()), "value")
         self.order_by.param.watch(g(lambda _: self._set_order()), "value")
         self.threshold.param.watch(g(self._set_threshold), "value")
+        self.layers.widget.param.watch(g(lambda _: self.layers.drive(self)), "value")
 
     def _layout(self) -> pn.viewable.Viewable:
         if self.single:
@@ -173,11 +183,12 @@ class RunView:
 
     def _explore(self) -> Explore:
         if self.explore is None:
-            self.explore = Explore(self.root, self.run_id, self.epochs, self.jump, lambda: self.epoch.value)
+            self.explore = Explore(self.root, self.run_id, self.epochs, self.jump, lambda: self.epoch.value,
+                                   self.layers)
         return self.explore
 
     def controls(self) -> list:
-        return [self.epoch, self.player, self.speed, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
+        return [self.epoch, self.player, self.speed, self.layers.widget, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
                 self.colour, pn.Row(self.grid_choice, self.grid_size), self.order_by, self.threshold,
                 self.info, self.keys]
 
@@ -298,7 +309,8 @@ class RunView:
                 view.show(self.epoch.value)
 
     def _grid_options(self) -> None:
-        found = neurons.clusters(self.root, self.run_id, self.epochs[-1], self.threshold.value) if self.fourier else {}
+        found = neurons.clusters(self.root, self.run_id, self.epochs[-1], self.threshold.value, self.layers.value) \
+            if self.fourier else {}
         options = {"top by activation variance": TOP}
         options.update({f"frequency k={k} ({len(ns)} neurons)": k for k, ns in found.items()})
         self.grid_choice.options = options
@@ -309,10 +321,11 @@ class RunView:
         """The neuron grid's neurons (the top ones by variance, or a frequency cluster) and caption."""
         choice, size, last = self.grid_choice.value, self.grid_size.value, self.epochs[-1]
         if choice == TOP:
-            chosen = data.top_by_variance(self.root, self.run_id, last, size)
+            chosen = data.top_by_variance(self.root, self.run_id, last, size, self.layers.value)
             caption = f"Top {len(chosen)} neurons by activation variance (epoch {last})"
         else:
-            chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value).get(choice, []))[:size]
+            chosen = tuple(neurons.clusters(self.root, self.run_id, last, self.threshold.value, self.layers.value)
+                           .get(choice, []))[:size]
             caption = f"Cluster k={choice}: > {self.threshold.value:.2f} of variance at epoch {last}"
         return chosen or (self.neuron.value,), caption
 
@@ -326,7 +339,8 @@ class RunView:
             return
         by = self.order_by.value
         at = self.epoch.value if by == neurons.ORDERS[1] else self.epochs[-1]
-        self.order, self.order_caption = neurons.order(self.root, self.run_id, at, by), f"neuron ({by})"
+        self.order = neurons.order(self.root, self.run_id, at, by, self.layers.value)
+        self.order_caption = f"neuron ({by})"
         for name in ("neuron_frequencies", "wl_spectrum"):
             if name in self.views:
                 view = self.views[name]
@@ -344,7 +358,8 @@ class RunView:
         self._show_key_text()
 
     def _key_text(self) -> str:
-        return progress.key_frequency_text(self.root, self.run_id, self.threshold.value, self.epoch.value)
+        return progress.key_frequency_text(self.root, self.run_id, self.threshold.value, self.epoch.value,
+                                           **self.layer_kw("neuron_frequencies"))
 
     # --- a live run ---
     def refresh(self) -> bool:

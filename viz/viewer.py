@@ -32,7 +32,8 @@ class App:
     """Run picker, the selected run's views, run comparison and the Train page."""
 
     def __init__(self, root: str | None = None, run: str | None = None, epoch: int | None = None,
-                 neuron: int | None = None, view: str | None = None, page: str | None = None):
+                 neuron: int | None = None, view: str | None = None, page: str | None = None,
+                 layer: int | None = None):
         self.root = root or data.runs_root()
         self._query: dict[str, str] = {}
         runs = data.runs(self.root)
@@ -46,7 +47,7 @@ class App:
         self.export_name = pn.widgets.Select(label="Export a view", width=190)
         self.export = pn.widgets.FileDownload(callback=self._export, filename="view.html", label="HTML",
                                               width=100, margin=(24, 5, 5, 5))
-        self.show(first, epoch, neuron)
+        self.show(first, epoch, neuron, layer)
         self.run_select.param.watch(lambda e: self.show(e.new), "value")
         side = pn.Column(self.run_select, self.controls, pn.Row(self.export_name, self.export), width=330)
         if view:
@@ -70,7 +71,8 @@ class App:
             self.train = TrainPage(self.root, on_open=self.open_run)
             self.pages[2].objects = [self.train.panel]
 
-    def show(self, run_id: str | None, epoch: int | None = None, neuron: int | None = None) -> None:
+    def show(self, run_id: str | None, epoch: int | None = None, neuron: int | None = None,
+             layer: int | None = None) -> None:
         if run_id is None:
             self.view = None
             self.controls[:] = []
@@ -80,7 +82,7 @@ class App:
             return
         try:
             self.view = RunView(self.root, run_id, epoch, neuron, single=self.single, on_state=self._state,
-                                on_fault=self._fault)
+                                on_fault=self._fault, layer=layer)
         except data.READ_ERRORS as exc:
             self.view = None
             self.controls[:] = []
@@ -112,10 +114,11 @@ class App:
         self.pages.active = 0
 
     def _announce(self) -> None:
-        """The shown run, epoch and neuron into the page address."""
+        """The shown run, epoch and neuron (and layer, for a run of several) into the page address."""
         v = self.view
         if v is not None:
-            self._state(run=v.run_id, **({"epoch": v.epoch.value, "neuron": v.neuron.value} if v.epochs else {}))
+            self._state(run=v.run_id, **({"epoch": v.epoch.value, "neuron": v.neuron.value} if v.epochs else {}),
+                        **({"layer": v.layers.value} if v.layers.shown else {}))
 
     def _state(self, **query) -> None:
         """Put the shareable state into the page address (served sessions only), at most every
@@ -194,7 +197,7 @@ def page(root: str | None = None, **address) -> App:
     try:
         runs = data.runs(root)
         shown = address.get("run") if address.get("run") in runs else (runs[-1] if runs else None)
-        key = (root, shown, *(address.get(k) for k in ("epoch", "neuron", "view")))  # /app is /app?run=<last>
+        key = (root, shown, *(address.get(k) for k in ("epoch", "neuron", "view", "layer")))  # /app is /app?run=<last>
         app = spare.take(key, lambda: stamp(runs))
     except data.READ_ERRORS:  # the page says what is wrong
         return App(root, **address)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from bokeh.palettes import Purples256
 
-from viz import llc, neurons, plots, progress, structure
+from viz import depth, llc, neurons, plots, progress, structure
 from viz.generic import Bars, Heatmap
 from viz.linked import CurveView
 
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from viz.run_view import RunView
 
 NEURONS, PROGRESS, WEIGHTS, EVERY = "Neurons and spectrum", "Progress measures", "Weights and attention", "Every analysis"
-TABS = (NEURONS, PROGRESS, WEIGHTS, EVERY)
+LAYERS = "Layers"
+TABS = (NEURONS, PROGRESS, WEIGHTS, LAYERS, EVERY)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,14 @@ class View:
     needs: tuple[str, ...]  # store arrays (variables or coordinates) the view reads
     title: str  # names the view in the note shown when the run lacks what it needs
     draw: Callable[["RunView", str], Any]  # (run view, name) -> EpochView | CurveView
+    per_layer: bool = False  # shows the layer picked (``viz.layers``) of the per-layer arrays it reads
 
 
-def curve(fn: Callable[[str, str], Any]) -> Callable[["RunView", str], CurveView]:
-    """A view over training drawn by ``fn(root, run_id)`` (a HoloViews element); a click on it
-    jumps to the nearest analysed checkpoint."""
-    return lambda rv, name: CurveView(name, lambda: fn(rv.root, rv.run_id), on_tap=rv.jump)
+def curve(fn: Callable[..., Any]) -> Callable[["RunView", str], CurveView]:
+    """A view over training drawn by ``fn(root, run_id)`` (a HoloViews element), or, for a view
+    shown per layer, ``fn(root, run_id, layer=l)``; a click on it jumps to the nearest analysed
+    checkpoint."""
+    return lambda rv, name: CurveView(name, lambda: fn(rv.root, rv.run_id, **rv.layer_kw(name)), on_tap=rv.jump)
 
 
 def _spectrum(rv: "RunView", name: str) -> Bars:
@@ -75,7 +78,8 @@ def _wl_spectrum(rv: "RunView", name: str) -> neurons.NeuronFrequencies:
 
 
 def _specialised_share(rv: "RunView", name: str) -> CurveView:
-    return CurveView(name, lambda: progress.specialised_share(rv.root, rv.run_id, rv.threshold.value), on_tap=rv.jump)
+    return CurveView(name, lambda: progress.specialised_share(rv.root, rv.run_id, rv.threshold.value,
+                                                              **rv.layer_kw(name)), on_tap=rv.jump)
 
 
 def _epoch_view(cls) -> Callable[["RunView", str], Any]:
@@ -87,10 +91,10 @@ VIEWS: tuple[View, ...] = (
     View("accuracy", NEURONS, ("train_acc", "test_acc"), "Accuracy", curve(plots.accuracy_curves)),
     View("embedding_spectrum", NEURONS, ("embedding_spectrum", "component"), "Embedding Fourier spectrum",
          _spectrum),
-    View("neuron_heatmap", NEURONS, ("neuron_activations",), "One neuron's activations", _neuron_heatmap),
-    View("neuron_grid", NEURONS, ("neuron_activations",), "Neuron grid", _neuron_grid),
+    View("neuron_heatmap", NEURONS, ("neuron_activations",), "One neuron's activations", _neuron_heatmap, True),
+    View("neuron_grid", NEURONS, ("neuron_activations",), "Neuron grid", _neuron_grid, True),
     View("neuron_frequencies", NEURONS, ("neuron_freq_fraction", "freq"), "Neuron × frequency variance fraction",
-         _neuron_frequencies),
+         _neuron_frequencies, True),
     View("spectrum_evolution", NEURONS, ("embedding_freq_norm", "freq"), "Embedding Fourier norm over training",
          curve(plots.spectrum_evolution)),
     View("progress_losses", PROGRESS, ("restricted_loss", "excluded_loss"), "Restricted and excluded loss",
@@ -98,16 +102,26 @@ VIEWS: tuple[View, ...] = (
     View("periodicity", PROGRESS, ("logit_periodicity",), "Logit periodicity", curve(progress.periodicity)),
     View("gini", PROGRESS, ("gini_embedding", "gini_wl"), "Fourier sparsity (Gini)", curve(progress.gini)),
     View("weight_norm", PROGRESS, ("sum_sq_weights_total",), "Sum of squared weights", curve(progress.weight_norm)),
-    View("specialised_share", PROGRESS, ("neuron_freq_fraction",), "Specialised neurons", _specialised_share),
+    View("specialised_share", PROGRESS, ("neuron_freq_fraction",), "Specialised neurons", _specialised_share, True),
     View("llc", PROGRESS, llc.NEEDS, "Local learning coefficient (tdw analyze --llc)", curve(llc.over_training)),
     View("llc_traces", PROGRESS, llc.Traces.needs, "LLC chains at this checkpoint", _epoch_view(llc.Traces)),
-    View("attention", WEIGHTS, structure.Attention.needs, "Attention from '=' per head", _epoch_view(structure.Attention)),
+    View("attention", WEIGHTS, structure.Attention.needs, "Attention from '=' per head", _epoch_view(structure.Attention),
+         True),
     View("class_accuracy", WEIGHTS, structure.ClassAccuracy.needs, "Accuracy per residue class",
          _epoch_view(structure.ClassAccuracy)),
-    View("wl_spectrum", WEIGHTS, ("wl_freq_norm", "freq"), "W_L = W_out W_U Fourier spectrum per neuron", _wl_spectrum),
+    View("wl_spectrum", WEIGHTS, ("wl_freq_norm", "freq"), "W_L = W_out W_U Fourier spectrum per neuron", _wl_spectrum,
+         True),
     View("participation", WEIGHTS, ("participation_ratio",), "Effective dimensionality",
-         curve(structure.participation)),
+         curve(structure.participation), True),
     View("weight_norms", WEIGHTS, ("sum_sq_weights",), "Sum of squared weights per matrix",
          curve(structure.weight_norms)),
+    View("residual_shares", LAYERS, ("resid_freq_share", "site", "freq"), "Residual stream frequency share per layer",
+         curve(depth.residual_shares)),
+    View("logit_attribution", LAYERS, ("logit_attribution", "logit_attribution_embed", "correct_logit", "site"),
+         "Direct logit attribution per layer", curve(depth.logit_attribution)),
+    View("logit_lens_accuracy", LAYERS, ("logit_lens_accuracy", "split"), "Logit lens accuracy per layer",
+         curve(depth.logit_lens)),
+    View("logit_lens_loss", LAYERS, ("logit_lens_loss", "split"), "Logit lens loss per layer",
+         curve(depth.logit_lens_loss)),
 )
 BY_NAME = {v.name: v for v in VIEWS}
