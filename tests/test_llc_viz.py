@@ -74,3 +74,17 @@ def test_the_progress_tab_shows_both_and_they_follow_the_slider(llc_run):
     view.epoch.value = epoch
     assert view.views["llc"].marker.location == epoch
     assert "not stationary" in view.views["llc_traces"].figure.title.text
+
+
+def test_the_report_states_the_llc_story_from_the_stored_values(llc_run, smoke_run):
+    from viz import report
+
+    root, cfg = llc_run
+    e = cfg.checkpoint_epochs
+    phases = {"memorisation": (0, e[1]), "circuit formation": (e[1], e[3]), "cleanup": (e[3], e[4])}
+    text = llc.story(root, cfg.run_id, phases)  # good values 10, 11, 14 at checkpoints 0, 1, 4
+    assert "rises through memorisation (10 at epoch 0 → 11 at epoch 25" in text
+    assert "**does not fall** through circuit formation and cleanup (→ 14 at epoch 149)" in text
+    assert "2 of 5 values flagged" in text
+    assert "Local learning coefficient" in report.markdown(root, cfg.run_id)
+    assert "not analysed" in llc.story(smoke_run[0], cfg.run_id, phases)  # a run without it

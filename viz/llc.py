@@ -88,3 +88,32 @@ class Traces(EpochView):
         flags = ", ".join(f for f, on in (("diverged", diverged), ("not stationary", drifting)) if on)
         self.figure.title.text = (f"LLC chains at epoch {epoch}: λ̂ = {llc:.3g} ± {std:.2g}"
                                   + (f" · FLAGGED: {flags}" if flags else ""))
+
+
+def _nearest(epochs: np.ndarray, values: np.ndarray, epoch: int) -> tuple[int, float]:
+    i = int(np.argmin(np.abs(epochs - epoch)))
+    return int(epochs[i]), float(values[i])
+
+
+def story(root: str, run_id: str, phases: dict[str, tuple[int, int]]) -> str:
+    """Whether λ̂ rises through memorisation and falls through circuit formation and cleanup,
+    from the stored values that are not flagged: the first value, the value at the checkpoint
+    nearest the end of memorisation and the last value (the phases as ``viz.report.phases``)."""
+    epochs, llc, _, bad = flagged(root, run_id)
+    if not len(epochs):
+        return "Local learning coefficient: not analysed (`tdw analyze RUN_ID --llc` adds it)."
+    note = f" {int(bad.sum())} of {len(epochs)} values flagged (diverged or not stationary) and left out." \
+        if bad.any() else ""
+    epochs, llc = epochs[~bad], llc[~bad]
+    if len(epochs) < 3 or "memorisation" not in phases:
+        return f"Local learning coefficient: too few good values or phases to judge.{note}"
+    end = phases["memorisation"][1]
+    (e0, v0), (em, vm), (e1, v1) = (int(epochs[0]), float(llc[0])), _nearest(epochs, llc, end), \
+        (int(epochs[-1]), float(llc[-1]))
+    peak = int(epochs[int(np.argmax(llc))])
+    rises, falls = vm > v0, v1 < vm
+    later = "circuit formation and cleanup" if "cleanup" in phases else "the rest of training"
+    return (f"Local learning coefficient: λ̂ {'rises' if rises else '**does not rise**'} through memorisation "
+            f"({v0:.3g} at epoch {e0:,} → {vm:.3g} at epoch {em:,}, memorisation ending at {end:,}) and "
+            f"{'falls' if falls else '**does not fall**'} through {later} (→ {v1:.3g} at epoch {e1:,}); "
+            f"its peak is at epoch {peak:,}.{note}")
