@@ -170,7 +170,7 @@ ANALYSES: tuple[Analysis, ...] = (
            "a chain went non-finite or its mean sampled loss reached ln(classes) (twice the checkpoint's "
            "loss where that is higher)"),
         _v("llc_nonstationary", (), "bool", "LLC not stationary",
-           "λ̂ of the kept draws' halves differ by > 10% of λ̂ + 2 standard errors"),
+           "λ̂ of the kept draws' halves differ by > max(1, 10% of λ̂) + 2 standard errors"),
     ), params=llc.SAMPLER.as_dict(), optional=True),
 )
 

@@ -17,8 +17,8 @@ same numbers. devinterp is an optional extra (``pip install -e ".[llc]"``), impo
 Health flags: ``diverged``, a chain's loss went non-finite or its mean sampled loss reached the
 ``ceiling`` (ln of the number of classes: a uniform guess, out of the basin), or twice the
 checkpoint's loss where that is higher (an untrained model starts at the ceiling); ``nonstationary``,
-λ̂ of the kept draws' second half differs from their first half's by more than 10% of λ̂ plus
-twice that drift's standard error over chains.
+λ̂ of the kept draws' second half differs from their first half's by more than 10% of λ̂ (at
+least 1) plus twice that drift's standard error over chains.
 """
 
 from __future__ import annotations
@@ -126,11 +126,8 @@ def summarise(trace: np.ndarray, init: float, s: Sampler, ceiling: float = math.
     diverged = not finite.all() or bool((kept[finite].mean(axis=1) >= max(ceiling, 2 * init)).any())
     half = kept.shape[1] // 2
     drift = s.nbeta * (kept[finite, half:].mean(axis=1) - kept[finite, :half].mean(axis=1))
-    if len(drift) > 1:
-        error = drift.std(ddof=1) / math.sqrt(len(drift))
-        nonstationary = abs(drift.mean()) > 0.1 * abs(llc) + 2 * error
-    else:
-        nonstationary = len(drift) == 0 or abs(drift.mean()) > 0.1 * abs(llc)
+    error = drift.std(ddof=1) / math.sqrt(len(drift)) if len(drift) > 1 else 0.0
+    nonstationary = len(drift) == 0 or abs(drift.mean()) > max(1.0, 0.1 * abs(llc)) + 2 * error
     return {
         "llc": np.float64(llc),
         "llc_std": np.float64(good.std(ddof=1) if len(good) > 1 else math.nan),
