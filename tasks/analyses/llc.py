@@ -39,12 +39,12 @@ class Sampler:
     """SGLD settings (chosen on the p = 113 run: docs/analyses.md, "LLC")."""
 
     step: float = 1e-4  # ε, the SGLD step size
-    gamma: float = 100.0  # γ, the localisation strength
-    nbeta: float = 30.0  # nβ, the inverse temperature times n
+    gamma: float = 1000.0  # γ, the localisation strength (100 let chains leave the basin)
+    nbeta: float = 100.0  # nβ, the inverse temperature times n
     batch: int = 512  # training rows per SGLD step (all of them when fewer)
     chains: int = 4
-    draws: int = 400  # SGLD steps per chain, one draw each
-    burn_in: int = 100  # the first draws, left out of λ̂
+    draws: int = 200  # SGLD steps per chain, one draw each
+    burn_in: int = 100  # the first draws, left out of λ̂ (γ ε / 2 = 0.05: settled in ~20)
     seed: int = 0
 
     def as_dict(self) -> dict:
