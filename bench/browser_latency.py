@@ -214,17 +214,20 @@ def _p90(values: list[float]) -> float:
 
 
 def read_time(root: str, run_id: str, n: int = 40) -> float:
-    """Median ms to read one neuron's (a, b) map of one epoch from the store (uncached)."""
+    """Median ms to read one neuron's (a, b) map of one epoch from the store (uncached); of
+    the last layer, as the page first shows it, where the store has a ``layer`` dimension."""
     from store.run_store import open_run
 
     st = open_run(root, run_id, mode="r")
     epochs, d_mlp = [int(e) for e in st.epochs], st.dims()["d_mlp"]
-    st.read("neuron_activations", epochs[0], 0)  # open the array once
+    layered = tuple(st.array_attrs("neuron_activations")["dims"][1:2]) == ("layer",)
+    at = (st.sizes()["layer"] - 1,) if layered else ()
+    st.read("neuron_activations", epochs[0], *at, 0)  # open the array once
     rng, times = random.Random(0), []
     for _ in range(n):
         e, neuron = rng.choice(epochs), rng.randrange(d_mlp)
         t = time.perf_counter()
-        st.read("neuron_activations", e, neuron)
+        st.read("neuron_activations", e, *at, neuron)
         times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
 
