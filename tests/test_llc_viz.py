@@ -88,3 +88,18 @@ def test_the_report_states_the_llc_story_from_the_stored_values(llc_run, smoke_r
     assert "2 of 5 values flagged" in text
     assert "Local learning coefficient" in report.markdown(root, cfg.run_id)
     assert "not analysed" in llc.story(smoke_run[0], cfg.run_id, phases)  # a run without it
+
+
+def test_the_train_page_starts_tdw_run_with_llc_when_ticked(tmp_path, monkeypatch):
+    from cli.main import parser
+    from viz import train
+
+    assert "--llc" not in train.command("/runs", "smoke", {})
+    assert parser().parse_args(train.command("/runs", "smoke", {}, llc=True)[3:]).llc
+    started = []
+    monkeypatch.setattr(train, "start", lambda *args: started.append(args))
+    page = train.TrainPage(str(tmp_path), on_open=lambda run_id: None)
+    assert not page.llc.disabled  # devinterp is installed here
+    page.llc.value = True
+    page.submit()
+    assert started and started[0][-1] is True

@@ -11,6 +11,7 @@ processes outlive the page (training goes on in the background)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,8 +94,9 @@ def parse(preset_name: str, texts: dict[str, str | bool]) -> tuple[RunConfig | N
         return None, {}, {"form": str(exc)}
 
 
-def command(root: str, preset_name: str, changed: dict[str, object]) -> list[str]:
-    flags = [x for name, v in changed.items() for x in FIELDS[name].argv(v)]
+def command(root: str, preset_name: str, changed: dict[str, object], llc: bool = False) -> list[str]:
+    """``tdw run`` with the changed knobs; ``llc``: with ``--llc``."""
+    flags = [x for name, v in changed.items() for x in FIELDS[name].argv(v)] + ["--llc"] * llc
     return [sys.executable, "-m", "cli.main", "run", "--preset", preset_name, *flags, "--runs", root, "--threads", "1"]
 
 
@@ -106,13 +108,13 @@ def _detached_env() -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": "1"}
 
 
-def start(root: str, preset_name: str, changed: dict[str, object], run_id: str) -> Job:
-    """Start ``tdw run`` in a new process (its own session: it outlives the page) and return
-    its job; stdout and stderr go to a log file."""
+def start(root: str, preset_name: str, changed: dict[str, object], run_id: str, llc: bool = False) -> Job:
+    """Start ``tdw run`` (``--llc`` if asked) in a new process (its own session: it outlives the
+    page) and return its job; stdout and stderr go to a log file."""
     os.makedirs(LOGS, exist_ok=True)
     log = os.path.join(LOGS, f"{run_id}-{int(time.time())}.log")
     with open(log, "w") as out:
-        proc = subprocess.Popen(command(root, preset_name, changed), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command(root, preset_name, changed, llc), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env=_detached_env())
     JOBS[run_id] = job = Job(run_id, root, proc, log, time.time())
@@ -149,6 +151,9 @@ class TrainPage:
         self.inputs = {name: _field(name, k) for name, k in FIELDS.items()}
         self.errors = {name: pn.pane.HTML("", width=420, margin=(30, 5, 0, 5), css_classes=["field-error"],
                                           styles={"color": "#c62828"}) for name in (*FIELDS, "form")}
+        self.llc = pn.widgets.Checkbox(label="LLC: the local learning coefficient of every checkpoint "
+                                       "(SGLD, after training; slower than every other analysis together)",
+                                       width=640, disabled=importlib.util.find_spec("devinterp") is None)
         self.start_button = pn.widgets.Button(label="Start training", color="primary", width=200)
         self.note = pn.pane.Markdown(width=640)
         self.jobs = pn.Column()
@@ -165,7 +170,7 @@ class TrainPage:
             pn.pane.Markdown("### Train and analyse a run\nThe run trains and is analysed in a background "
                              f"process (`tdw run`); its flow run is recorded in {where}. Blank fields keep "
                              "the preset's value.", width=640),
-            self.preset, *[pn.Row(self.inputs[n], self.errors[n]) for n in FIELDS],
+            self.preset, *[pn.Row(self.inputs[n], self.errors[n]) for n in FIELDS], self.llc,
             pn.Row(self.start_button, self.errors["form"]), self.note, pn.pane.Markdown("### Started here"),
             self.jobs, name="Train")
         self.refresh()
@@ -193,7 +198,7 @@ class TrainPage:
         if running is not None and running.state() == "running":
             self.note.object = f"Run `{cfg.run_id}` is already training here."
             return
-        start(self.root, self.preset.value, changed, cfg.run_id)
+        start(self.root, self.preset.value, changed, cfg.run_id, self.llc.value)
         self.note.object = f"Started `{cfg.run_id}` ({cfg.num_epochs} epochs, {len(cfg.checkpoint_epochs)} checkpoints)."
         self.refresh()
 
