@@ -103,3 +103,12 @@ def test_the_train_page_starts_tdw_run_with_llc_when_ticked(tmp_path, monkeypatc
     page.llc.value = True
     page.submit()
     assert started and started[0][-1] is True
+
+
+def test_the_viewers_analysed_checkpoints_do_not_wait_for_the_llc(llc_run):
+    root, cfg = llc_run
+    st = open_run(root, cfg.run_id)
+    st.group["llc_done"][:] = 0  # asked for, not computed yet
+    data.forget()
+    assert "llc" not in data.checkpoint_analyses(root, cfg.run_id)
+    assert data.analysed_epochs(root, cfg.run_id) == list(cfg.checkpoint_epochs)

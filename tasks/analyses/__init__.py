@@ -191,4 +191,6 @@ def in_store(has: Callable[[str], bool]) -> list[Analysis]:
 
 
 def _done(a: Analysis) -> Variable:
-    return done_variable(a.name, needs=("key_frequencies",) if a.needs_keys else ())
+    """An optional analysis's record needs ``asked`` (the run asked for it): the viewer's analysed
+    checkpoints do not wait for it, as they do not wait for the key frequencies."""
+    return done_variable(a.name, needs=("key_frequencies",) * a.needs_keys + ("asked",) * a.optional)
