@@ -1,7 +1,7 @@
-"""Analysis cost per checkpoint at canonical size (p=113, d_mlp 512), and the store's size and
-read speed. Prints the median over checkpoints.
+"""Analysis cost per checkpoint at canonical size (p=113, d_mlp 512; ``--layers`` blocks), and
+the store's size and read speed. Prints the median over checkpoints.
 
-    .venv/bin/python bench/analysis_speed.py [--p 113] [--checkpoints 5]
+    .venv/bin/python bench/analysis_speed.py [--p 113] [--layers 1] [--checkpoints 5]
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ def du(path: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=113)
+    ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--checkpoints", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = tempfile.mkdtemp(prefix="tdw-bench-")
     n = args.checkpoints
-    cfg = prepare_run(root, preset("canonical", p=args.p, num_epochs=n, checkpoint_epochs=tuple(range(n))))
+    cfg = prepare_run(root, preset("canonical", p=args.p, n_layers=args.layers, num_epochs=n,
+                                          checkpoint_epochs=tuple(range(n))))
     model = build_model(cfg)
     for epoch in range(n):  # distinct, non-trivial weights per checkpoint
         with torch.no_grad():
@@ -58,7 +60,7 @@ def main() -> None:
     reads = []
     for i in range(50):
         t = time.perf_counter()
-        st.read("neuron_activations", i % n, i % cfg.model.d_mlp)
+        st.read("neuron_activations", i % n, i % cfg.model.n_layers, i % cfg.model.d_mlp)
         reads.append(time.perf_counter() - t)
     t = time.perf_counter()
     full = st.read("neuron_activations", 0)
@@ -66,22 +68,23 @@ def main() -> None:
     assert np.isfinite(full).all()
     breakdown = {}
     keys = st.key_frequencies()
+    measured = [a for a in ANALYSES if not a.optional]  # those every run has
     for _ in range(3):
-        probe = Probe(cfg, model, tuple(h for a in ANALYSES for h in a.hooks))
+        probe = Probe(cfg, model, tuple(h for a in measured for h in a.hook_names(cfg.model.n_layers)))
         t = time.perf_counter()
         probe.logits()
         breakdown.setdefault("forward (logits + hooks)", []).append(time.perf_counter() - t)
-        for a in ANALYSES:
+        for a in measured:
             t = time.perf_counter()
             a.fn(probe, keys) if a.needs_keys else a.fn(probe)
             breakdown.setdefault(a.name, []).append(time.perf_counter() - t)
-    print(f"p={cfg.p} d_mlp={cfg.model.d_mlp}: {n} checkpoints, key frequencies {keys}")
+    print(f"p={cfg.p} d_mlp={cfg.model.d_mlp} layers={cfg.model.n_layers}: {n} checkpoints, key frequencies {keys}")
     for name, ts in breakdown.items():
         print(f"  {name:28s} {statistics.median(ts) * 1e3:7.1f} ms")
     print(f"all analyses, one checkpoint (median): {statistics.median(times) * 1e3:7.0f} ms")
     print(f"store growth per checkpoint:           {per_epoch_mb:7.2f} MB")
     print(f"checkpoint file:                       {os.path.getsize(layout.checkpoint_path(root, cfg.run_id, 0)) / 1e6:7.2f} MB")
-    print(f"read one neuron's (a, b) map (median): {statistics.median(reads) * 1e3:7.2f} ms")
+    print(f"read one neuron's (a, b) map (median): {statistics.median(reads) * 1e3:7.2f} ms  (one layer's)")
     print(f"read one epoch of activations:         {whole * 1e3:7.1f} ms")
 
 

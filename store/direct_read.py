@@ -7,7 +7,8 @@ files, in exactly the layouts this project writes (``store.run_store._create``):
 
 - one epoch per chunk: ``c/<i>/0/...`` holds the epoch as one zstd frame of little-endian
   values, chunk shape ``(1, *shape[1:])``;
-- one epoch per shard: the same file holds the epoch's inner chunks (along axis 1), each a
+- one epoch per shard: the same file holds the epoch's inner chunks (along axis 1; for a
+  per-layer array, along axis 2 within each layer, one layer per chunk), each a
   zstd frame, and at its end the shard index (``(offset, nbytes)`` as little-endian uint64
   per inner chunk, all ones where a chunk is absent) with its CRC32C (Zarr v3's
   ``sharding_indexed`` codec, ``index_location: end``). Where axis 1 is not a multiple of
@@ -16,7 +17,8 @@ files, in exactly the layouts this project writes (``store.run_store._create``):
 
 ``reader(array)`` returns an ``EpochReader`` only when the array's metadata is exactly one of
 these (local store, default chunk keys, these codecs, a fixed-size numeric dtype, on a little-endian
-machine); anything else, and any index but none, one int or a list of ints along axis 1, is left to
+machine); anything else, and any index but none, one int or a list of ints along axis 1 (for a
+per-layer shard: one int layer, then none, one int or a list of ints along axis 2), is left to
 Zarr. What is read is what Zarr reads: a missing file or inner chunk is the fill value, a
 damaged index raises (so does an empty shard file, which Zarr, never writing one, would read
 as all fill values: a file cut short by a crash is not an unwritten epoch). Each read opens
@@ -59,20 +61,28 @@ class EpochReader:
     shape: tuple[int, ...]  # the whole array's
     dtype: np.dtype  # little-endian, this machine's order
     fill: object
-    inner: int | None  # inner chunk length along axis 1 (sharded), or None (one chunk per epoch)
+    inner: int | None  # inner chunk length along the rows' axis (sharded), or None (one chunk per epoch)
+    lead: int = 0  # 1: a per-layer shard, one layer per inner chunk along axis 1, rows along axis 2
 
     @property
     def n_inner(self) -> int:
-        """Inner chunks per shard (the last one padded where axis 1 is not a multiple of them)."""
-        return -(-self.shape[1] // self.inner)
+        """Inner chunks per layer of a shard (the last one padded where the rows' axis is not a
+        multiple of them)."""
+        return -(-self.shape[1 + self.lead] // self.inner)
 
     def path(self, i: int) -> str:
         return os.path.join(self.folder, "c", str(i), *("0" * (len(self.shape) - 1)))
 
     def read(self, i: int, index: tuple) -> np.ndarray | None:
-        """Epoch ``i`` (``index`` = ``()``), or one row / a list of rows along axis 1 of it;
-        None for any other index (the caller asks Zarr)."""
-        rows = _rows(index, self.shape[1])
+        """Epoch ``i`` (``index`` = ``()``), or one row / a list of rows along axis 1 of it (a
+        per-layer shard: ``(layer, *rows)``, one layer's rows along axis 2); None for any other
+        index (the caller asks Zarr)."""
+        layer = 0
+        if self.lead:
+            if not index or _rows(index[:1], self.shape[1]) is None or isinstance(index[0], list):
+                return None
+            layer, index = int(index[0]), index[1:]
+        rows = _rows(index, self.shape[1 + self.lead])
         if rows is None or not 0 <= i < self.shape[0]:
             return None
         try:
@@ -83,32 +93,34 @@ class EpochReader:
             if self.inner is None:
                 epoch = self._decode(f.read(), self.shape[1:])
                 return epoch.copy() if rows is ALL else _take(epoch, rows)
-            return self._from_shard(f, i, rows)
+            return self._from_shard(f, i, rows, layer)
 
-    def _from_shard(self, f, i: int, rows) -> np.ndarray:
+    def _from_shard(self, f, i: int, rows, layer: int) -> np.ndarray:
         n = self.n_inner
+        entries = n * (self.shape[1] if self.lead else 1)  # every layer's inner chunks, in order
         size = os.fstat(f.fileno()).st_size
-        data_end = size - 16 * n - 4  # the chunks lie before the index and its checksum
+        data_end = size - 16 * entries - 4  # the chunks lie before the index and its checksum
         if data_end < 0:
             raise ValueError(f"shard {self.path(i)} is truncated ({size} bytes)")
         f.seek(data_end)
-        raw = f.read(16 * n + 4)
+        raw = f.read(16 * entries + 4)
         if google_crc32c.value(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
             raise ValueError(f"shard {self.path(i)}: its index fails its checksum (damaged file)")
-        table = np.frombuffer(raw[:-4], dtype="<u8").reshape(n, 2)
-        wanted = range(self.shape[1]) if rows is ALL else rows if isinstance(rows, list) else [rows]
+        table = np.frombuffer(raw[:-4], dtype="<u8").reshape(entries, 2)[layer * n:(layer + 1) * n]
+        axis, tail = self.shape[1 + self.lead], self.shape[2 + self.lead:]
+        wanted = range(axis) if rows is ALL else rows if isinstance(rows, list) else [rows]
         blocks: dict[int, np.ndarray] = {}
         for chunk in sorted({r // self.inner for r in wanted}):
             offset, nbytes = table[chunk]
             if offset == _ABSENT and nbytes == _ABSENT:
-                blocks[chunk] = np.full((self.inner, *self.shape[2:]), self.fill, dtype=self.dtype)
+                blocks[chunk] = np.full((self.inner, *tail), self.fill, dtype=self.dtype)
                 continue
             if int(offset) + int(nbytes) > data_end:
                 raise ValueError(f"shard {self.path(i)}: chunk {chunk} lies beyond its data (damaged file)")
             f.seek(int(offset))
-            blocks[chunk] = self._decode(f.read(int(nbytes)), (self.inner, *self.shape[2:]))
+            blocks[chunk] = self._decode(f.read(int(nbytes)), (self.inner, *tail))
         if rows is ALL:
-            return np.concatenate([blocks[c] for c in range(n)])[:self.shape[1]]
+            return np.concatenate([blocks[c] for c in range(n)])[:axis]
         return np.stack([blocks[r // self.inner][r % self.inner] for r in rows]) if isinstance(rows, list) \
             else np.array(blocks[rows // self.inner][rows % self.inner])
 
@@ -120,8 +132,8 @@ class EpochReader:
         return values.reshape(shape)
 
     def _filled(self, rows) -> np.ndarray:
-        shape = self.shape[1:] if rows is ALL else (len(rows), *self.shape[2:]) if isinstance(rows, list) \
-            else self.shape[2:]
+        whole = self.shape[1 + self.lead:]
+        shape = whole if rows is ALL else (len(rows), *whole[1:]) if isinstance(rows, list) else whole[1:]
         return np.full(shape, self.fill, dtype=self.dtype)
 
 
@@ -156,20 +168,31 @@ def reader(arr: zarr.Array) -> EpochReader | None:
     if (meta.get("zarr_format") != 3 or dtype.kind not in "fiub" or dtype.byteorder == ">"
             or meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}
             or meta.get("chunk_grid", {}).get("name") != "regular" or not isinstance(grid, list)
-            or len(grid) != len(shape) or grid[0] != 1 or grid[2:] != list(shape[2:])):
+            or len(grid) != len(shape) or grid[0] != 1):
         return None
     codecs = meta.get("codecs") or []
-    inner = None
+    inner, lead = None, 0
     if len(codecs) == 1 and codecs[0].get("name") == "sharding_indexed":
         conf = codecs[0].get("configuration", {})
         chunk = list(conf.get("chunk_shape", []))
         if not (_plain(conf.get("codecs", [])) and conf.get("index_location", "end") == "end"
-                and conf.get("index_codecs") == [_LITTLE, {"name": "crc32c"}]
-                and len(chunk) == len(shape) and chunk[0] == 1 and chunk[2:] == grid[2:]
-                and 0 < chunk[1] and grid[1] == -(-shape[1] // chunk[1]) * chunk[1]):
-            return None  # (one shard per epoch: its inner chunks cover axis 1, the last one padded)
-        inner = chunk[1]
-    elif not _plain(codecs) or grid[1] != shape[1]:
+                and conf.get("index_codecs") == [_LITTLE, {"name": "crc32c"}] and len(chunk) == len(shape)):
+            return None
+        lead = next((n for n in (0, 1) if _one_shard_per_epoch(shape, grid, chunk, n)), None)
+        if lead is None:
+            return None  # (one shard per epoch: its inner chunks cover the rows' axis, the last one padded)
+        inner = chunk[1 + lead]
+    elif not _plain(codecs) or grid[1:] != list(shape[1:]):
         return None
     folder = os.path.join(str(store.root), *arr.store_path.path.split("/"))
-    return EpochReader(folder, shape, dtype, arr.fill_value, inner)
+    return EpochReader(folder, shape, dtype, arr.fill_value, inner, lead)
+
+
+def _one_shard_per_epoch(shape: tuple[int, ...], grid: list[int], chunk: list[int], lead: int) -> bool:
+    """Whether the shard ``grid`` holds one whole epoch in inner chunks ``chunk`` of one entry
+    along each of the ``lead`` axes after the epoch's (a per-layer array's layer) and whole
+    along the axes after the rows' axis ``1 + lead``, which they cover (the last one padded)."""
+    rows = 1 + lead
+    return (len(shape) > rows and chunk[:rows] == [1] * rows and grid[1:rows] == list(shape[1:rows])
+            and grid[rows + 1:] == list(shape[rows + 1:]) == chunk[rows + 1:]
+            and 0 < chunk[rows] and grid[rows] == -(-shape[rows] // chunk[rows]) * chunk[rows])

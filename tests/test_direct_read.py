@@ -25,6 +25,13 @@ def _indices(n: int, rng: random.Random) -> list[tuple]:
             (sorted(rng.sample(range(n), min(n, 6))),)]
 
 
+def _reader_indices(reader: direct_read.EpochReader, rng: random.Random) -> list[tuple]:
+    """The indices ``reader`` reads: a per-layer shard's are a layer, then rows within it."""
+    if not reader.lead:
+        return _indices(reader.shape[1], rng)
+    return [(layer, *index) for layer in range(reader.shape[1]) for index in _indices(reader.shape[2], rng)]
+
+
 @pytest.fixture
 def store(tmp_path):
     st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, DIMS)
@@ -81,9 +88,33 @@ def test_the_run_store_reads_through_it_and_a_smoke_run_reads_the_same(smoke_run
             continue
         read += 1
         for i in (0, len(cfg.checkpoint_epochs) - 1):
-            for index in _indices(arr.shape[1], random.Random(1)):
+            for index in _reader_indices(reader, random.Random(1)):
                 assert np.array_equal(reader.read(i, index), arr[(i, *index)], equal_nan=True), (name, i, index)
     assert read >= 10 and direct_read.reader(group["neuron_activations"]).inner == 16
+
+
+def test_a_per_layer_shard_reads_one_layers_rows_as_zarr_reads_them(tmp_path):
+    """Three layers of 20 neurons in inner chunks of 8, one layer each: a layer's rows read
+    straight from the epoch's shard (a layer never written reads as the fill value); the whole
+    epoch, or a list of layers, is left to Zarr."""
+    layered = Variable("acts", ("epoch", "layer", "neuron", "a", "b"), "float16", "acts", "test", inner_chunk=8)
+    st = create_run(str(tmp_path), "r1", {"p": 7}, EPOCHS, {**DIMS, "d_mlp": 20, "n_layers": 3})
+    st.ensure_variables([layered])
+    arr = st.array("acts")
+    assert arr.shards == (1, 3, 24, 7, 7) and arr.chunks == (1, 1, 8, 7, 7)
+    values = np.random.default_rng(3).random((3, 20, 7, 7)).astype(np.float16)
+    values[1] = np.nan  # layer 1: no inner chunk stored
+    st.write_epoch("acts", 10, values)
+    reader = direct_read.reader(arr)
+    assert reader is not None and (reader.lead, reader.inner, reader.n_inner) == (1, 8, 3)
+    rng = random.Random(3)
+    for i in (1, 2):  # written, never written
+        for index in _reader_indices(reader, rng):
+            got, want = reader.read(i, index), arr[(i, *index)]
+            assert got.shape == np.shape(want) and np.array_equal(got, want, equal_nan=True), (i, index)
+    assert np.array_equal(reader.read(1, (2, 19)), values[2, 19])
+    for index in [(), ([0, 1],), (3,), (0, 20), (0, slice(0, 2))]:
+        assert reader.read(1, index) is None, index
 
 
 def test_an_absent_inner_chunk_is_the_fill_value(store):

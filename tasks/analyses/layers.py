@@ -25,18 +25,18 @@ SITE_HOOKS = dict(zip(SITES, (RESID_MID, RESID_POST)))
 
 
 def streams(probe: Probe) -> torch.Tensor:
-    """(layer, site, rows, d_model) float64: the residual stream at '=' after each layer's
-    attention and after its MLP."""
-    return torch.stack([torch.stack([probe.layer_acts(SITE_HOOKS[site], layer).double() for site in SITES])
+    """(layer, site, rows, d_model), as the forward computed it (float32): the residual stream
+    at '=' after each layer's attention and after its MLP."""
+    return torch.stack([torch.stack([probe.layer_acts(SITE_HOOKS[site], layer) for site in SITES])
                         for layer in range(probe.n_layers)])
 
 
 def writes(probe: Probe, resid: torch.Tensor) -> torch.Tensor:
-    """(1 + layer·site, rows, d_model) float64: what the embedding (part 0, broadcast over the
-    rows), then each layer's attention and MLP in order wrote into the stream ``resid`` of
+    """(1 + layer·site, rows, d_model): what the embedding (part 0, broadcast over the rows),
+    then each layer's attention and MLP in order wrote into the stream ``resid`` of
     ``streams``; they sum to the last layer's ``resid_post``."""
     flat = resid.flatten(0, 1)  # (layer·site, rows, d_model) in the order the model writes them
-    embed = probe.resid_pre().double().expand_as(flat[0])
+    embed = probe.resid_pre().to(flat.dtype).expand_as(flat[0])
     return torch.cat([embed[None], flat - torch.cat([embed[None], flat[:-1]])])
 
 
