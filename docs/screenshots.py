@@ -2,6 +2,7 @@
 
     .venv/bin/python docs/screenshots.py --runs DIR --run RUN_ID [--epoch N] [--out docs]
     .venv/bin/python docs/screenshots.py --grid-runs DIR [--out docs]
+    .venv/bin/python docs/screenshots.py --runs DIR --layers RUN_ID [--layer L] [--out docs]
 
 Serves the viewer on the runs root (``panel serve viz/app.py``), opens it in headless Chromium
 (launched as the browser tests launch it, ``tests/chromium.py``) in a 1,480 × 900 window, and
@@ -11,7 +12,9 @@ Progress measures tab), ``train.png`` (the Train page) and ``report-p<p>.png`` (
 report of ``tdw report``, rendered in the same browser). With ``--grid-runs`` (a sweep over
 tasks and training fractions), ``task-grid.png``: the Compare runs page's grid of the epoch to
 generalise per task × training fraction over every run of that root, whose numbers it also
-prints as a markdown table."""
+prints as a markdown table. With ``--layers`` (a run of several layers), ``layers.png``: its
+Run page on the Layers tab (one curve per layer over training), the layer picker on ``--layer``
+(default: the last)."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from tests import chromium  # noqa: E402
 WINDOW = {"width": 1480, "height": 900}
 FIRST_TAB = ["loss", "accuracy", "embedding_spectrum", "neuron_heatmap", "neuron_grid", "neuron_frequencies"]
 PROGRESS_TAB = ["progress_losses", "periodicity", "gini", "weight_norm", "specialised_share"]
+LAYERS_TAB = ["residual_shares", "logit_attribution", "logit_lens_accuracy", "logit_lens_loss"]
 # the named figures drawn in the page, once every document is idle
 DRAWN = """(names) => window.Bokeh !== undefined && Bokeh.documents.length > 0
   && Bokeh.documents.every(d => d.is_idle)
@@ -131,6 +135,17 @@ def shoot(browser, url: str, run: str, epoch: int | None, out: Path, p: int, run
         page.close()
 
 
+def shoot_layers(browser, url: str, run: str, layer: int | None, out: Path) -> None:
+    page = browser.new_page(viewport=WINDOW)
+    page.goto(url + f"?run={run}" + (f"&layer={layer}" if layer is not None else ""))
+    settle(page, FIRST_TAB)
+    page.get_by_text("Layers", exact=True).click()
+    settle(page, LAYERS_TAB)
+    page.mouse.move(1, 1)
+    page.screenshot(path=out / "layers.png", full_page=True)
+    page.close()
+
+
 def shoot_grid(browser, url: str, out: Path) -> None:
     page = browser.new_page(viewport=WINDOW)
     page.goto(url + "?page=compare")
@@ -167,10 +182,12 @@ def main() -> None:
     ap.add_argument("--run", help="the run id to show")
     ap.add_argument("--epoch", type=int, help="the epoch shown (default: the last analysed)")
     ap.add_argument("--grid-runs", help="a runs root of a sweep over tasks and fractions: task-grid.png")
+    ap.add_argument("--layers", help="a run of several layers under --runs: layers.png")
+    ap.add_argument("--layer", type=int, help="the layer picked in layers.png (default: the last)")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="where the PNGs go (default: docs/)")
     args = ap.parse_args()
-    if bool(args.runs) != bool(args.run) or not (args.run or args.grid_runs):
-        ap.error("give --runs and --run, or --grid-runs, or both")
+    if bool(args.runs) != bool(args.run or args.layers) or not (args.run or args.grid_runs or args.layers):
+        ap.error("give --runs and --run (or --layers), or --grid-runs, or both")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -179,6 +196,10 @@ def main() -> None:
         p = json.loads((Path(runs) / args.run / "config.json").read_text())["p"]
         shots(runs, lambda browser, url: shoot(browser, url, args.run, args.epoch, out, p, runs))
         written += ["viewer.png", "neurons.png", "progress.png", "train.png", f"report-p{p}.png"]
+    if args.layers:
+        runs = os.path.abspath(args.runs)
+        shots(runs, lambda browser, url: shoot_layers(browser, url, args.layers, args.layer, out))
+        written.append("layers.png")
     if args.grid_runs:
         from viz import data, grid
 

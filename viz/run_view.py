@@ -19,6 +19,7 @@ from viz.keys import Keys
 from viz.layers import LayerPicker
 from viz.linked import CurveView, EpochSlider, EpochView, after_load
 from viz.views import BY_NAME, EVERY, PROGRESS, TABS, VIEWS, View
+from viz.zoom import ZoomForm
 
 SPEEDS = {"½×": 800, "1×": 400, "2×": 200, "4×": 100}  # ms per checkpoint while playing
 GRID_SIZES = (4, 9, 16, 25, 36)
@@ -62,6 +63,7 @@ class RunView:
         self.threshold = pn.widgets.FloatSlider(label="Specialised neuron threshold", start=0.1, end=0.99,
                                                 step=0.01, value=0.85, width=300)
         self.info = pn.pane.Markdown(self._info(cfg), width=300)
+        self.zoom = ZoomForm(root, run_id, max(self.trained_through, 0), self._loss_range)
         self.keys = Keys(self._guard(self.key))
         self.views: dict[str, EpochView | CurveView] = {}
         self.stale: set[str] = set()  # curves to redraw when next shown (the run grew meanwhile)
@@ -74,8 +76,10 @@ class RunView:
 
     def _info(self, cfg: dict) -> str:
         task = data.task(self.root, self.run_id)
+        layers = cfg["model"].get("n_layers", 1)
+        depth = f" · **layers** {layers}" if layers > 1 else ""
         return (f"**task** {task.name}, {task.formula}  \n**basis** {task.basis}  \n**p** {cfg['p']} · **frac** {cfg['frac_train']} · **lr** {cfg['lr']} · "
-                f"**wd** {cfg['weight_decay']}  \n**seeds** model {cfg['seed']}, data {cfg['data_seed']} · "
+                f"**wd** {cfg['weight_decay']}{depth}  \n**seeds** model {cfg['seed']}, data {cfg['data_seed']} · "
                 f"**epochs** {self.trained_through + 1}/{cfg['num_epochs']} · "
                 f"**analysed** {len(self.epochs)}/{len(cfg['checkpoint_epochs'])}")
 
@@ -190,7 +194,15 @@ class RunView:
     def controls(self) -> list:
         return [self.epoch, self.player, self.speed, self.layers.widget, pn.Row(self.neuron, self.prev_neuron, self.next_neuron),
                 self.colour, pn.Row(self.grid_choice, self.grid_size), self.order_by, self.threshold,
-                self.info, self.keys]
+                self.info, pn.pane.Markdown("**Zoom in: add checkpoints**", margin=(10, 5, 0, 5)),
+                self.zoom.panel, self.keys]
+
+    def _loss_range(self) -> tuple[float, float] | None:
+        """The epochs the loss plot shows (after a box zoom, the zoomed range); None before it
+        is drawn."""
+        figure = getattr(self.views.get("loss"), "figure", None)
+        shown = figure and (figure.x_range.start, figure.x_range.end)
+        return shown if shown and None not in shown else None
 
     def _show_controls(self) -> None:
         """Only the controls of views the run can draw."""
@@ -365,6 +377,7 @@ class RunView:
     def refresh(self) -> bool:
         """Pick up new analysed epochs and series; the current epoch stays. True when the run
         had no analysed epoch before and has now (the caller swaps in the built panel)."""
+        data.regrown(self.root, self.run_id)
         epochs = data.analysed_epochs(self.root, self.run_id)
         trained = data.trained_through(self.root, self.run_id)
         if trained != self.trained_through:
@@ -393,5 +406,6 @@ class RunView:
                     view.redraw() if name in visible else self.stale.add(name)
         self.trained_through = trained
         self.info.object = self._info(data.config(self.root, self.run_id))
+        self.zoom.refresh()
         return first
 
