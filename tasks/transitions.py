@@ -136,6 +136,14 @@ def find(series: dict[str, np.ndarray]) -> list[Window]:
     return sorted(found, key=lambda w: (w.start, w.end))
 
 
+def spread(start: int, stop: int, count: int) -> list[int]:
+    """``count`` epochs evenly inside ``start..stop`` (ends included only when every epoch of
+    the range is asked for), rounded, without repeats."""
+    if count >= stop - start:
+        return list(range(start, stop + 1))
+    return sorted({int(e) for e in np.round(np.linspace(start, stop, count + 2)[1:-1])})
+
+
 def densify(windows: list[Window], budget: int, existing: set[int]) -> dict[Window, list[int]]:
     """New epochs per window, ``budget`` in all, shared in proportion to each window's length
     (at least one each while the budget lasts), spread evenly inside it, existing checkpoints
@@ -144,7 +152,7 @@ def densify(windows: list[Window], budget: int, existing: set[int]) -> dict[Wind
     taken, plan = set(existing), {}
     for w in windows:
         n = min(max(1, round(budget * w.length / total)) if total else 0, budget - sum(map(len, plan.values())))
-        picks = [int(e) for e in np.unique(np.round(np.linspace(w.start, w.end, n + 2)[1:-1]))] if n > 0 else []
+        picks = spread(w.start, w.end, n) if n > 0 else []
         plan[w] = [e for e in picks if e not in taken]
         taken.update(plan[w])
     return plan

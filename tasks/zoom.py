@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 
 from store import files, layout
 from store.run_store import grow, open_run
@@ -60,8 +59,7 @@ def plan(cfg: RunConfig, last: int, start: int, stop: int, every: int | None = N
     if every is not None:
         wanted = range(start, stop + 1, every)
     else:
-        wanted = np.unique(np.round(np.linspace(start, stop, count + 2)[1:-1] if count < stop - start
-                                    else np.arange(start, stop + 1))).astype(int)
+        wanted = transitions.spread(start, stop, count)
     return sorted(set(int(e) for e in wanted) - set(cfg.checkpoint_epochs))
 
 

@@ -96,6 +96,16 @@ def analysed_epochs(root: str, run_id: str) -> list[int]:
     return epochs or []
 
 
+def regrown(root: str, run_id: str) -> bool:
+    """Drop the cached handles and reads when the run's store has gained epochs since its handle
+    was opened (a zoom inserted some, or the run was extended); True if it had."""
+    fresh = open_run(root, run_id, mode="r").sizes()["epoch"]
+    if fresh == store(root, run_id).sizes()["epoch"]:
+        return False
+    forget()
+    return True
+
+
 def trained_through(root: str, run_id: str) -> int:
     """The last epoch whose training series are stored, read anew (the cached handle keeps
     the root attributes it opened with; a live run's trainer updates them)."""
