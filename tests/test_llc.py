@@ -122,26 +122,30 @@ def test_the_analysis_samples_the_training_loss_as_trained(smoke_run):
     assert (out["llc_trace"] < math.log(cfg.p)).all()
 
 
-def test_only_runs_that_ask_for_it_get_the_llc(smoke_run, tmp_path, monkeypatch):
-    from store.run_store import open_run
-    from tasks import runs
+@pytest.fixture
+def small_llc(smoke_run, tmp_path, monkeypatch):
+    """A copy of the smoke run, and the LLC row at 2 chains x 20 draws (arrays of those sizes)."""
     from tasks.analyses import llc as module
 
     root, cfg = smoke_run
-    copy = tmp_path / "runs"
-    shutil.copytree(root, copy)
-    root = str(copy)
+    shutil.copytree(root, tmp_path / "runs")
+    monkeypatch.setattr(module.llc, "__defaults__", (replace(SAMPLER, chains=2, draws=20, burn_in=5),))
+    row = BY_NAME["llc"]
+    small = replace(row, outputs=tuple(replace(v, sizes={k: {"chain": 2, "draw": 20}[k] for k in v.sizes})
+                                       for v in row.outputs))
+    monkeypatch.setattr(analyses, "ANALYSES", tuple(small if a is row else a for a in analyses.ANALYSES))
+    monkeypatch.setitem(BY_NAME, "llc", small)
+    return str(tmp_path / "runs"), cfg
+
+
+def test_only_runs_that_ask_for_it_get_the_llc(small_llc):
+    from store.run_store import open_run
+    from tasks import runs
+
+    root, cfg = small_llc
     store = open_run(root, cfg.run_id, mode="r")
     assert "llc" not in [a.name for a in in_store(store.has)] and not store.has("llc")
     assert runs.pending_epochs(root, cfg.run_id) == []
-
-    small = replace(SAMPLER, chains=2, draws=20, burn_in=5)  # and arrays of its sizes
-    monkeypatch.setattr(module.llc, "__defaults__", (small,))
-    row = BY_NAME["llc"]
-    outputs = tuple(replace(v, sizes={k: {"chain": 2, "draw": 20}[k] for k in v.sizes}) for v in row.outputs)
-    monkeypatch.setattr(analyses, "ANALYSES", tuple(replace(row, outputs=outputs) if a is row else a
-                                                    for a in analyses.ANALYSES))
-    monkeypatch.setitem(BY_NAME, "llc", analyses.ANALYSES[-1])
     runs.add_analyses(root, cfg.run_id, ("llc",))
     assert runs.pending_epochs(root, cfg.run_id) == list(cfg.checkpoint_epochs)
     epoch = cfg.checkpoint_epochs[-1]
@@ -154,6 +158,19 @@ def test_only_runs_that_ask_for_it_get_the_llc(smoke_run, tmp_path, monkeypatch)
     runs.analyze_epoch(root, cfg.run_id, epoch, ["llc"], force=True)
     assert store.read("llc", epoch) == first[0]
     np.testing.assert_array_equal(store.read("llc_trace", epoch), first[1])
+
+
+@pytest.mark.slow
+def test_tdw_analyze_llc_runs_one_prefect_task_per_checkpoint(small_llc, prefect_harness):
+    from flows.analyze import analyze
+    from store.run_store import open_run
+
+    root, cfg = small_llc
+    assert analyze(cfg.run_id, root, llc=True) == list(cfg.checkpoint_epochs)
+    store = open_run(root, cfg.run_id, mode="r")
+    assert store.done_mask("llc", BY_NAME["llc"].version()).all()
+    assert np.isfinite([store.read("llc", e) for e in cfg.checkpoint_epochs]).all()
+    assert analyze(cfg.run_id, root) == []  # asked for once, kept: nothing left
 
 
 def test_the_sampler_settings_are_part_of_the_version():
