@@ -6,17 +6,22 @@
 - epoch 0, the final epoch ``T = num_epochs - 1`` and every epoch already listed in the run's
   ``checkpoint_epochs`` (given with ``--checkpoints``, or decided before a resume) are always
   checkpoints (*forced*);
-- the *change* since the last checkpoint ``c`` is measured three ways: ``|Δ ln test loss|``
-  (nats), ``|Δ test accuracy|`` and the relative parameter distance ``‖θ − θ_c‖ / ‖θ_c‖`` over
-  every trainable parameter; its *score* is the largest of the three divided by its threshold;
+- the *change* since the last checkpoint ``c`` is measured three ways: ``|Δ ln(test loss +
+  0.01)|`` (nats; losses under ~0.01 nats count as solved, so the late exponential tail of the
+  loss is no motion), ``|Δ test accuracy|`` and the relative parameter distance
+  ``‖θ − θ_c‖ / ‖θ_c‖`` over every trainable parameter; its *score* is the largest of the three
+  divided by its threshold;
+- fast motion counts more than slow drift: a threshold is the change that earns a checkpoint
+  over ``M`` epochs, and over fewer it shrinks as ``((e − c)/M)^0.25``, so checkpoints crowd
+  where the dynamics are fast, not merely where change has piled up;
 - the *floor*: at least one checkpoint every ``M`` epochs (``M`` a multiple of ``test_every``);
 - the *budget* ``N`` (checkpoints at most, epoch 0 and ``T`` included) is never exceeded: the
   checkpoints still owed from epoch ``e`` are reserved, ``reserve(e) = ⌈(T − e)/M⌉`` (the floor's
   and the final one) plus the forced epochs between, and a checkpoint is taken only if it leaves
   that reserve intact, ``used + 1 + reserve(e) <= N``. Right after epoch 0 this holds with room
-  to spare when ``M`` is derived: the floor takes about a quarter of the budget
-  (``M = ⌈T / (⌊(N − 2 − k)/4⌋ + 1)⌉``, rounded up to the candidate grid; ``k`` the forced epochs
-  other than 0 and ``T``), so about three quarters are *free* for changes;
+  to spare when ``M`` is derived: the floor takes about an eighth of the budget
+  (``M = ⌈T / (⌊(N − 2 − k)/8⌋ + 1)⌉``, rounded up to the candidate grid; ``k`` the forced epochs
+  other than 0 and ``T``), so the rest is *free* for changes;
 - thresholds rise as the free budget runs down: a change makes a checkpoint when its score is at
   least ``s(e) = max(1, F0 · (T − e)/T / free(e))``, where ``free(e) = N − used − reserve(e)`` and
   ``F0 = N − 1 − ⌈T/M⌉`` is the free budget right after epoch 0. A run that has spent its free
@@ -37,10 +42,13 @@ import math
 from dataclasses import dataclass
 
 SCHEDULES = ("fixed", "adaptive")  # RunConfig.schedule
-# base thresholds: |Δ ln test loss| (nats), |Δ test accuracy|, ‖θ − θ_c‖ / ‖θ_c‖
-THRESHOLDS = (0.5, 0.05, 0.1)
+# base thresholds, the change that earns a checkpoint over a floor interval: |Δ ln(test loss +
+# LOSS_FLOOR)| (nats), |Δ test accuracy|, ‖θ − θ_c‖ / ‖θ_c‖
+THRESHOLDS = (1.0, 0.03, 0.5)
 CHANGES = ("test loss", "test accuracy", "parameters")  # the reasons a change gives, in that order
-FLOOR_SHARE = 4  # the floor takes about 1/FLOOR_SHARE of the budget
+LOSS_FLOOR = 0.01  # nats: a test loss this small counts as solved
+RATE = 0.25  # over e - c < M epochs a threshold shrinks by ((e - c)/M)^RATE
+FLOOR_SHARE = 8  # the floor takes about 1/FLOOR_SHARE of the budget
 
 
 def derived_floor(budget: int, final: int, every: int, forced: int = 0) -> int:
@@ -74,7 +82,8 @@ class Rule:
         return {"rule": "adaptive", "checkpoints_max": self.budget, "floor_epochs": self.floor,
                 "candidates_every": self.every,
                 "thresholds": dict(zip(("ln_test_loss", "test_acc", "param_distance"), self.thresholds)),
-                "threshold_scale": "max(1, F0 (T - e) / T / free(e))"}
+                "loss_floor_nats": LOSS_FLOOR,
+                "threshold_scale": f"max(1, F0 (T - e) / T / free(e)) * ((e - c) / M)^{RATE}"}
 
     def reserve(self, epoch: int) -> int:
         """Checkpoints owed after a checkpoint at ``epoch``: the floor's and the final one, plus
@@ -95,7 +104,8 @@ class Rule:
     def decide(self, epoch: int, used: int, last: int, changes: tuple[float, float, float]) -> str | None:
         """Why ``epoch`` is a checkpoint (``"forced"``, ``"floor"`` or one of ``CHANGES``), or None.
         ``used``: checkpoints taken before ``epoch``; ``last``: the latest of them; ``changes``:
-        the three changes since ``last`` (NaN counts as no change)."""
+        the three changes since ``last``, each measured as ``THRESHOLDS`` are (NaN counts as no
+        change)."""
         i = bisect.bisect_left(self.forced, epoch)
         if epoch in (0, self.final) or (i < len(self.forced) and self.forced[i] == epoch):
             return "forced"
@@ -107,30 +117,33 @@ class Rule:
             return None
         scores = [c / t if c == c else 0.0 for c, t in zip(changes, self.thresholds)]
         best = max(range(len(scores)), key=scores.__getitem__)
-        return CHANGES[best] if scores[best] >= self.scale(epoch, used) else None
+        pace = ((epoch - last) / self.floor) ** RATE
+        return CHANGES[best] if scores[best] >= self.scale(epoch, used) * pace else None
 
 
 def ln_loss(loss: float) -> float:
-    return math.log(max(loss, 1e-300))
+    """The loss on the rule's scale: ``ln(loss + LOSS_FLOOR)``."""
+    return math.log(loss + LOSS_FLOOR)
 
 
 class Decider:
     """``should_checkpoint(epoch, measured, model)`` for ``tasks.training.train``: applies
     ``rule`` to the model being trained. ``measured`` is the epoch's (4,) series row (train
-    loss, test loss, train accuracy, test accuracy); one host sync per call. ``used`` counts the
-    checkpoints before the first epoch asked; ``last`` is the latest of them as ``(epoch, test
-    loss, test accuracy, its parameters)`` (None when the first epoch asked is a checkpoint,
-    e.g. epoch 0 or a resume from a checkpoint). ``reasons`` maps each epoch decided here to why."""
+    loss, test loss, train accuracy, test accuracy); one host sync per call. The first epoch asked
+    must be a checkpoint (epoch 0, or the checkpoint a run resumes from); ``used`` counts those
+    before it. ``reasons`` maps each epoch decided here to why."""
 
-    def __init__(self, rule: Rule, used: int = 0, last: tuple | None = None):
+    def __init__(self, rule: Rule, used: int = 0):
         from tasks.model import trainable  # torch: only where a model trains
 
-        self.rule, self.used, self.last, self.reasons, self.trainable = rule, used, last, {}, trainable
+        self.rule, self.used, self.last, self.reasons, self.trainable = rule, used, None, {}, trainable
 
     def __call__(self, epoch: int, measured, model) -> bool:
         params = [p.detach() for p in self.trainable(model).values()]
-        if self.last is None:
+        if self.last is None:  # the first epoch asked
             reason = self.rule.decide(epoch, self.used, epoch, (0.0, 0.0, 0.0))
+            if reason is None:
+                raise ValueError(f"an adaptive schedule starts from a checkpoint; epoch {epoch} is none")
             values = measured[[1, 3]].tolist()
         else:
             last_epoch, last_loss, last_acc, last_params = self.last

@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tasks import config, problems
+from tasks import adaptive, config, problems
 from tasks.config import EXTENT, ConfigError, RunConfig
 
 DEFAULT_PRESET = "quick"  # tdw run, train and sweep, and the pipeline flow
@@ -134,6 +134,13 @@ KNOBS: tuple[Knob, ...] = (
          parse=lambda text: one_of(config.INITS, text)),
     Knob("state_every", "--state-every", int, "save the training state (weights, AdamW moments) every N "
          "epochs, for tdw zoom (default: 500; 0: never)", "state_every", parse=non_negative),
+    Knob("schedule", "--schedule", str, "checkpoint schedule: fixed (default: the preset's epochs, or "
+         "--checkpoints) or adaptive (a checkpoint where test loss, test accuracy or the weights move; "
+         "tasks/adaptive.py)", "schedule", label="checkpoint schedule (fixed, adaptive)",
+         parse=lambda text: one_of(adaptive.SCHEDULES, text)),
+    Knob("checkpoints_max", "--checkpoints-max", int, "adaptive schedule: at most N checkpoints, epoch 0 "
+         "and the last included (default: as many as the fixed schedule)", "checkpoints_max",
+         label="checkpoints at most (adaptive)", parse=positive),
 )
 BY_NAME = {k.name: k for k in KNOBS}
 AXES = {k.axis: k for k in KNOBS if k.axis}  # the sweep's list parameters
