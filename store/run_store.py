@@ -68,6 +68,12 @@ def _create(group: zarr.Group, var: Variable, sizes: dict[str, int]) -> zarr.Arr
     )
 
 
+def _reshaped(arr: zarr.Array, var: Variable) -> bool:
+    """Whether a stored array has other dimensions than ``var``, or other sizes of ``var``'s own."""
+    dims = tuple(arr.metadata.dimension_names or ())
+    return dims != var.dims or any(arr.shape[i] != var.sizes[d] for i, d in enumerate(dims) if d in var.sizes)
+
+
 @dataclass
 class RunStore:
     """Handle on one run's store. Cheap to open; safe to share between threads that write
@@ -159,12 +165,17 @@ class RunStore:
     # --- writing (single writer per epoch) ---
     def ensure_variables(self, variables: list[Variable]) -> None:
         """Create the arrays that do not exist yet, and replace those stored with other
-        dimensions (a store written before the ``layer`` dimension) together with their
-        analysis's done record, which then reads "not done" (one writer, before any fan-out)."""
+        dimensions (a store written before the ``layer`` dimension) or other sizes of the
+        dimensions only they have (``Variable.sizes``: e.g. the LLC's chains and draws) together
+        with their analysis's done record, which then reads "not done" (one writer, before any
+        fan-out). Those sizes join the store's ``dim_sizes``."""
         self._ensure_coordinates()
+        own = {d: n for var in variables for d, n in var.sizes.items()}
+        if own:
+            self.group.attrs["dim_sizes"] = {**self.sizes(), **own}
         sizes = self.sizes()
         for var in variables:
-            if var.name in self.group and tuple(self.group[var.name].metadata.dimension_names or ()) != var.dims:
+            if var.name in self.group and _reshaped(self.group[var.name], var):
                 del self.group[var.name]
                 self._arrays.pop(var.name, None)
                 done = f"{var.attrs.get('analysis')}_done"
@@ -172,8 +183,8 @@ class RunStore:
                     self.group[done][:] = 0
             if var.name not in self.group:
                 _create(self.group, var, sizes)
-            elif var.attrs and any(k not in self.group[var.name].attrs for k in var.attrs):
-                self.group[var.name].attrs.update(var.attrs)  # labels added since it was made
+            elif any(self.group[var.name].attrs.get(k) != v for k, v in var.attrs.items()):
+                self.group[var.name].attrs.update(var.attrs)  # labels added or changed since it was made
 
     def _ensure_coordinates(self, epochs: list[int] | None = None) -> None:
         """Write the coordinate arrays (and sizes) this store lacks, and the task's root
@@ -184,8 +195,9 @@ class RunStore:
         if "task_formula" not in self.group.attrs:
             self.group.attrs.update(task_attributes(problem.name, problem.formula, basis))
         layers = d.get("n_layers", 1)  # a store written before depth was a knob: 1 layer
-        self.group.attrs["dim_sizes"] = dim_sizes(basis, d["p"], d["d_mlp"], d["n_heads"], len(epochs),
-                                                  d["num_epochs"], layers)
+        self.group.attrs["dim_sizes"] = {**self.group.attrs.get("dim_sizes", {}),  # and variables' own
+                                         **dim_sizes(basis, d["p"], d["d_mlp"], d["n_heads"], len(epochs),
+                                                     d["num_epochs"], layers)}
         coords = coordinates(basis, problem.formula, d["p"], d["d_mlp"], d["n_heads"], epochs, d["num_epochs"], layers)
         for name, (cdims, values, attrs) in coords.items():
             if name in self.group:

@@ -177,3 +177,30 @@ def test_the_sampler_settings_are_part_of_the_version():
     row = BY_NAME["llc"]
     assert row.optional and row.params == SAMPLER.as_dict()
     assert replace(row, params=replace(SAMPLER, step=2e-4).as_dict()).version() != row.version()
+
+
+def test_other_chain_or_draw_counts_replace_the_arrays(smoke_run, tmp_path):
+    """A variable's own dimensions (the LLC's chain, draw) join the store's sizes, and a change of
+    their size (other sampler settings) replaces the array and clears its done record."""
+    from store.run_store import open_run
+    from store.schema import Variable
+
+    root, cfg = smoke_run
+    shutil.copytree(root, tmp_path / "runs")
+    st = open_run(str(tmp_path / "runs"), cfg.run_id)
+    n = len(cfg.checkpoint_epochs)
+
+    def declare(draws: int, label: str):
+        return [Variable("x_trace", ("epoch", "draw"), "float64", "x", "x", sizes={"draw": draws},
+                         attrs={"analysis": "x", "sampler": label}), Variable("x_done", ("epoch",), "int64", "d", "d")]
+
+    st.ensure_variables(declare(3, "a"))
+    st.write_epoch("x_trace", cfg.checkpoint_epochs[0], np.ones(3))
+    st.mark_done("x", cfg.checkpoint_epochs[0], "x@1")
+    assert st.array("x_trace").shape == (n, 3) and st.sizes()["draw"] == 3
+    st.ensure_variables(declare(3, "b"))
+    assert st.array_attrs("x_trace")["sampler"] == "b" and st.is_done("x", cfg.checkpoint_epochs[0], "x@1")
+    st.ensure_variables(declare(5, "b"))
+    st = open_run(str(tmp_path / "runs"), cfg.run_id)
+    assert st.array("x_trace").shape == (n, 5) and st.sizes()["draw"] == 5
+    assert not st.is_done("x", cfg.checkpoint_epochs[0], "x@1")

@@ -112,3 +112,13 @@ def test_the_viewers_analysed_checkpoints_do_not_wait_for_the_llc(llc_run):
     data.forget()
     assert "llc" not in data.checkpoint_analyses(root, cfg.run_id)
     assert data.analysed_epochs(root, cfg.run_id) == list(cfg.checkpoint_epochs)
+
+
+def test_every_analysis_draws_the_llc_variables(llc_run):
+    root, cfg = llc_run
+    view = App(root).view
+    view.tabs.active = views.TABS.index(views.EVERY)
+    for name in ("llc", "llc_chain", "llc_trace", "llc_diverged"):
+        shown = view._explore().make(name)
+        assert shown is not None, name
+        shown.show(cfg.checkpoint_epochs[1])
