@@ -121,6 +121,14 @@ class Rule:
         return CHANGES[best] if scores[best] >= self.scale(epoch, used) * pace else None
 
 
+def window(test_acc, start: float = 0.1, end: float = 0.95) -> tuple[int, int] | None:
+    """The generalisation window of a run's test accuracy series (shape (num_epochs,), NaN where
+    not measured): ``(first epoch >= start, first epoch >= end)``, or None before ``end``."""
+    measured = [(e, a) for e, a in enumerate(test_acc) if a == a]
+    first = [next((e for e, a in measured if a >= level), None) for level in (start, end)]
+    return None if first[1] is None else (first[0], first[1])
+
+
 def ln_loss(loss: float) -> float:
     """The loss on the rule's scale: ``ln(loss + LOSS_FLOOR)``."""
     return math.log(loss + LOSS_FLOOR)

@@ -13,7 +13,7 @@ from store import layout
 from store.run_store import open_run
 from tasks import adaptive, knobs
 from tasks.adaptive import Rule
-from tasks.config import ConfigError, preset
+from tasks.config import ConfigError, RunConfig, preset
 from tasks.runs import prepare_run, train_run
 from tests.same_run import assert_same_run
 
@@ -90,6 +90,11 @@ def test_nan_is_no_change():
     assert rule.decide(5, 1, 0, (math.nan, 1.0, math.nan)) == "test accuracy"
 
 
+def test_window():
+    assert adaptive.window([math.nan, 0.05, 0.2, math.nan, 0.96, 0.99]) == (2, 4)
+    assert adaptive.window([0.0, 0.5, 0.9]) is None
+
+
 def test_config_fields_are_extent_derived_and_recorded():
     fixed, ad = preset("quick"), preset("quick", schedule="adaptive")
     assert ad.run_id == fixed.run_id
@@ -124,6 +129,9 @@ def test_an_interrupted_adaptive_run_checkpoints_where_an_uninterrupted_one_does
     saved = json.loads(open(layout.config_path(straight, cfg.run_id)).read())
     assert saved["checkpoint_epochs"] == epochs and open_run(straight, cfg.run_id).config == saved
     assert saved["checkpoint_floor"] == cfg.checkpoint_floor
+    from viz.report import schedule_line
+    line = schedule_line(straight, cfg.run_id, RunConfig.from_dict(saved))
+    assert line.startswith(f"Checkpoints: {len(epochs)} of at most 12, adaptive")
 
     # killed after its fourth checkpoint's resume state, then killed between the sixth's place in
     # the store and its resume state: resumed each time, it decides the same epochs

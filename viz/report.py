@@ -23,7 +23,7 @@ import numpy as np
 import panel as pn
 
 from store.schema import SITES
-from tasks import knobs
+from tasks import adaptive, knobs
 from tasks.config import RunConfig
 from viz import data, llc, plots, progress
 
@@ -68,6 +68,28 @@ def model_line(cfg: RunConfig) -> str:
     return (f"Model: {m.n_layers} layer{'s' * (m.n_layers != 1)}, {m.n_heads} heads, d_model {m.d_model}, "
             f"d_mlp {m.d_mlp}, {m.act_fn}{', LayerNorm' if m.normalization_type else ''}; "
             f"initialisation {INITS.get(m.init, m.init)}. Seeds: model {cfg.seed}, data {cfg.data_seed}.")
+
+
+def schedule_line(root: str, run_id: str, cfg: RunConfig) -> str:
+    """The checkpoint schedule: fixed, or the adaptive rule with its budget, floor and thresholds
+    (``tasks.adaptive``, as recorded in the run's config); and how many checkpoints fall inside
+    the generalisation window (test accuracy 0.1 → 0.95)."""
+    epochs = cfg.checkpoint_epochs
+    if cfg.schedule == "adaptive":
+        loss, acc, dist = cfg.schedule_thresholds
+        text = (f"Checkpoints: {len(epochs)} of at most {cfg.checkpoints_max}, adaptive: one where, since the "
+                f"last, |Δ ln(test loss + {adaptive.LOSS_FLOOR})| ≥ {loss:g}, |Δ test accuracy| ≥ {acc:g} or "
+                f"‖θ − θ_last‖/‖θ_last‖ ≥ {dist:g} (thresholds over {cfg.checkpoint_floor:,} epochs, lower over "
+                f"fewer, raised as the budget runs down), and at least one every {cfg.checkpoint_floor:,} epochs.")
+    else:
+        text = f"Checkpoints: {len(epochs)}, fixed schedule."
+    found = adaptive.window(data.series(root, run_id)["test_acc"])
+    if found:
+        lo, hi = found
+        inside = sum(lo <= e <= hi for e in epochs)
+        text += (f" {inside} inside the generalisation window {lo:,}–{hi:,} (test accuracy 0.1 → 0.95, "
+                 f"{(hi - lo + 1) / cfg.num_epochs:.0%} of the epochs).")
+    return text
 
 
 def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
@@ -204,7 +226,7 @@ def markdown(root: str, run_id: str) -> str:
     cfg = RunConfig.from_dict(data.config(root, run_id))
     lines = [f"# Validation report: `{run_id}`", "",
              f"Task: `{task.name}`, {task.formula}. Basis: {task.basis}.{convention}", "",
-             model_line(cfg), "", generalisation(root, run_id, cfg), "",
+             model_line(cfg), "", generalisation(root, run_id, cfg), "", schedule_line(root, run_id, cfg), "",
              "Phases: " + "; ".join(f"{k} {a}–{b}" for k, (a, b) in phases(root, run_id).items()), "",
              f"Key frequencies: {keys} ({attrs.get('rule', 'not chosen yet')})", "",
              "| claim (Nanda et al. 2023) | holds | evidence |", "|---|---|---|"]
