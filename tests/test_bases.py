@@ -138,8 +138,8 @@ def test_a_mul_run_trains_and_is_analysed_in_its_log_basis(tmp_path):
     final = epochs[-1]
     norms = st.read("embedding_freq_norm", final)
     assert keys == [k for k in range(1, 7) if norms[k - 1] >= 0.5 * norms.max()]
-    assert st.read("neuron_freq_fraction", final).shape == (64, 6)
-    assert st.read("neuron_activations", final).shape == (64, 12, 12)
+    assert st.read("neuron_freq_fraction", final).shape == (1, 64, 6)
+    assert st.read("neuron_activations", final).shape == (1, 64, 12, 12)
     assert st.read("checkpoint_accuracy", final)[0] == 1.0  # the training pairs are learnt
     assert np.isnan(st.read("class_accuracy", final)[:, 0]).all()  # 0 is never an answer
     assert np.isfinite(st.read("restricted_loss", final)).all()

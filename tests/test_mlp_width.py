@@ -24,7 +24,7 @@ def test_a_model_whose_width_is_no_multiple_of_16_neurons_is_analysed_and_shown(
         analyze_epoch(str(tmp_path), cfg.run_id, epoch)
     view = App(str(tmp_path)).view
     view.neuron.value = 99
-    stored = data.epoch_slice(str(tmp_path), cfg.run_id, "neuron_activations", epochs[-1], 99).astype(np.float32)
+    stored = data.epoch_slice(str(tmp_path), cfg.run_id, "neuron_activations", epochs[-1], 0, 99).astype(np.float32)
     assert stored.shape == (31, 31) and np.isfinite(stored).all() and stored.any()
     np.testing.assert_array_equal(np.asarray(view.views["neuron_heatmap"].source.data["image"][0]), stored)
     assert len(view.views["neuron_frequencies"].order) == 100

@@ -133,7 +133,7 @@ def test_viewer_and_xarray_read_the_object_store(s3_run, monkeypatch):
     app = App()  # the viewer as `tdw serve --runs s3://...` builds it
     assert app.run_select.value == run_id and app.view.epochs == data.analysed_epochs(root, run_id)
     last = app.view.epochs[-1]
-    assert data.epoch_slice(root, run_id, "neuron_activations", last, 3).shape == (31, 31)
+    assert data.epoch_slice(root, run_id, "neuron_activations", last, 0, 3).shape == (31, 31)
     ds = xr.open_zarr(store_path(root, run_id), consolidated=False,
                       storage_options=files.storage_options(root))
     np.testing.assert_array_equal(ds.neuron_activations.sel(epoch=last).values,

@@ -176,7 +176,7 @@ def test_a_500_checkpoint_run_opens_within_the_budget(tmp_path):
     assert len(view.views["loss"].figure.renderers[-1].data_source.data["x"]) == 500  # checkpoints marked
     heat = view.views["neuron_heatmap"]
     np.testing.assert_array_equal(np.asarray(heat.source.data["image"][0]), data.epoch_slice(
-        root, run_id, "neuron_activations", view.epochs[-1], view.neuron.value).astype(np.float32))
+        root, run_id, "neuron_activations", view.epochs[-1], 0, view.neuron.value).astype(np.float32))
     assert sorted(opened)[1] <= OPEN_BUDGET_S, f"opening a 500-checkpoint run took {opened} s"
     _prefetcher.submit(lambda: None).result(timeout=60)  # the background reads are done
     read = data.epoch_slice.cache_info().currsize  # 3 views of the first tab read by epoch
