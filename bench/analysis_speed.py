@@ -50,11 +50,12 @@ def main() -> None:
     open_run(root, cfg.run_id).write_key_frequencies([14, 35, 41, 42, 52], rule="planted for the benchmark")
     store_dir = layout.store_path(root, cfg.run_id)
     before = du(store_dir)
-    times = []
+    times, cpu = [], []  # wall and this process's CPU time (less moved by other work on the cores)
     for epoch in range(n):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         analyze_epoch(root, cfg.run_id, epoch)
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     per_epoch_mb = (du(store_dir) - before) / n / 1e6
     st = open_run(root, cfg.run_id, mode="r")
     reads = []
@@ -71,17 +72,18 @@ def main() -> None:
     measured = [a for a in ANALYSES if not a.optional]  # those every run has
     for _ in range(3):
         probe = Probe(cfg, model, tuple(h for a in measured for h in a.hook_names(cfg.model.n_layers)))
-        t = time.perf_counter()
+        t = time.process_time()
         probe.logits()
-        breakdown.setdefault("forward (logits + hooks)", []).append(time.perf_counter() - t)
+        breakdown.setdefault("forward (logits + hooks)", []).append(time.process_time() - t)
         for a in measured:
-            t = time.perf_counter()
+            t = time.process_time()
             a.fn(probe, keys) if a.needs_keys else a.fn(probe)
-            breakdown.setdefault(a.name, []).append(time.perf_counter() - t)
+            breakdown.setdefault(a.name, []).append(time.process_time() - t)
     print(f"p={cfg.p} d_mlp={cfg.model.d_mlp} layers={cfg.model.n_layers}: {n} checkpoints, key frequencies {keys}")
     for name, ts in breakdown.items():
-        print(f"  {name:28s} {statistics.median(ts) * 1e3:7.1f} ms")
-    print(f"all analyses, one checkpoint (median): {statistics.median(times) * 1e3:7.0f} ms")
+        print(f"  {name:28s} {statistics.median(ts) * 1e3:7.1f} ms CPU")
+    print(f"all analyses, one checkpoint (median): {statistics.median(times) * 1e3:7.0f} ms wall, "
+          f"{statistics.median(cpu) * 1e3:.0f} ms CPU")
     print(f"store growth per checkpoint:           {per_epoch_mb:7.2f} MB")
     print(f"checkpoint file:                       {os.path.getsize(layout.checkpoint_path(root, cfg.run_id, 0)) / 1e6:7.2f} MB")
     print(f"read one neuron's (a, b) map (median): {statistics.median(reads) * 1e3:7.2f} ms  (one layer's)")

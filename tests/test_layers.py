@@ -138,3 +138,36 @@ def test_every_analysis_runs_at_three_layers_with_layer_first():
             if "layer" in var.dims:
                 assert var.dims[1] == "layer" and value.shape[0] == 3, var.name
             assert np.isfinite(value).all() or var.name == "excluded_loss_by_freq", var.name
+
+
+@pytest.mark.slow  # trains a model (~10 s)
+def test_a_two_layer_run_trains_and_is_analysed_end_to_end(tmp_path):
+    """The smoke preset at 2 layers with LayerNorm (p = 13, narrow): every analysis at every
+    checkpoint, each per-layer variable two layers deep, the attributions summing to the
+    centred correct logit, the logit lens's last layer the checkpoint's own accuracy, and the
+    report's table of where each key frequency first appears."""
+    from store.run_store import open_run
+    from tasks.config import preset
+    from tasks.runs import analyze_epoch, choose_key_frequencies, prepare_run, train_run
+    from viz import data, report
+
+    root = str(tmp_path)
+    cfg = prepare_run(root, preset("smoke", p=13, n_layers=2, normalization_type="LN", d_model=64, d_mlp=64))
+    epochs = []
+    train_run(root, cfg, device="cpu", on_checkpoint=epochs.append)
+    keys = choose_key_frequencies(root, cfg.run_id)
+    for epoch in epochs:
+        analyze_epoch(root, cfg.run_id, epoch)
+    st = open_run(root, cfg.run_id, mode="r")
+    assert all(st.done_mask(name).all() for name in st.analyses()) and st.sizes()["layer"] == 2
+    final = epochs[-1]
+    assert st.read("neuron_activations", final).shape == (2, 64, 13, 13)
+    assert st.read("resid_freq_share", final).shape == (2, 2, 6)
+    parts = st.read("logit_attribution", final).sum() + st.read("logit_attribution_embed", final)
+    assert parts == pytest.approx(st.read("correct_logit", final), abs=1e-6)
+    np.testing.assert_array_equal(st.read("logit_lens_accuracy", final)[-1], st.read("checkpoint_accuracy", final))
+    assert np.isfinite(st.read("logit_lens_restricted_loss", final)).all()
+    data.forget()
+    md = report.markdown(root, cfg.run_id)
+    assert f"Key frequencies: {keys}" in md and "| k | first appears | after each layer |" in md
+    data.forget()
