@@ -9,8 +9,8 @@ comparison). In a fresh process, without it, the baseline measured 546-554 ms/ep
 project's per-pair products go through oneDNN where ``tasks.onednn`` finds it faster and exact
 (the baseline's stay on PyTorch's default); ``TDW_ONEDNN=0`` measures the project without it.
 
-    .venv/bin/python bench/train_speed.py [--p 113] [--task add[,mul ...]] [--rounds 7] [--epochs 10]
-                                          [--threads 1] [--test-every 10] [--compile on|off]
+    .venv/bin/python bench/train_speed.py [--p 113] [--task add[,mul ...]] [--layers 1] [--rounds 7]
+                                          [--epochs 10] [--threads 1] [--test-every 10] [--compile on|off]
 
 Every task trains with the same fast forward; only its inputs and labels differ (mul and div
 have (p - 1)² pairs instead of p²). ``--task add,mul`` measures both in one process, rounds
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10, help="baseline epochs per round")
     ap.add_argument("--project-epochs", type=int, default=100,
                     help="project epochs per round (more: its per-call set-up is amortised as in a real run)")
+    ap.add_argument("--layers", type=int, default=1, help="transformer blocks (both loops)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--test-every", type=int, default=10, help="the project trainer's (canonical: 10)")
     ap.add_argument("--compile", default="on", choices=("on", "off"))
@@ -79,7 +80,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tasks = args.task.split(",")
-    cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task) for task in tasks}
+    cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task, n_layers=args.layers)
+            for task in tasks}
     models = {(task, loop): build_model(cfg, pick_device(args.device))
               for task, cfg in cfgs.items() for loop in ("baseline", "project")}
     opts = {key: make_optimizer(m, cfgs[key[0]]) for key, m in models.items()}
@@ -97,7 +99,7 @@ def main() -> None:
             times[task, "project"].append(project_epochs(cfg, models[task, "project"], opts[task, "project"],
                                                          args.project_epochs, args.compile))
     median = {key: statistics.median(values) for key, values in times.items()}
-    print(f"device={args.device} p={args.p} threads={args.threads} project: test_every={args.test_every} "
+    print(f"device={args.device} p={args.p} layers={args.layers} threads={args.threads} project: test_every={args.test_every} "
           f"compile={args.compile} onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'}; "
           f"{args.rounds} rounds of {args.epochs} baseline and {args.project_epochs} project epochs per task")
     for task in tasks:

@@ -121,7 +121,7 @@ class RunConfig:
     state_every: int = 500
     # "fixed": checkpoint_epochs (the numbers below unset); "adaptive": checkpoints where the
     # dynamics move (tasks.adaptive), at most checkpoints_max of them (0: as many as the default
-    # fixed schedule), at least one every checkpoint_floor epochs (0: derived), with thresholds
+    # fixed schedule; a budget given with "fixed" makes the schedule adaptive), at least one every checkpoint_floor epochs (0: derived), with thresholds
     # on |d ln test loss|, |d test accuracy| and the relative parameter distance (empty:
     # tasks.adaptive.THRESHOLDS). An adaptive run's checkpoint_epochs are those decided so far
     # (and the final epoch).
@@ -132,6 +132,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.checkpoints_max and self.schedule == "fixed":  # a budget asks for the adaptive schedule
+            object.__setattr__(self, "schedule", "adaptive")
         if not self.checkpoint_epochs:
             fixed = self.schedule == "fixed"
             object.__setattr__(self, "checkpoint_epochs", default_schedule(self.p, self.num_epochs) if fixed else (0,))
@@ -216,13 +218,13 @@ def _baselines(prefix: str) -> dict:
 
 def override(cfg: RunConfig, changes: dict[str, object]) -> RunConfig:
     """``cfg`` with the fields at ``changes``' paths (``"lr"``, ``"model.d_mlp"``) replaced; a
-    new ``num_epochs`` or ``schedule`` re-derives what is not given of the checkpoint epochs and
-    an adaptive schedule's budget and floor."""
+    new ``num_epochs``, ``schedule`` or ``checkpoints_max`` re-derives what is not given of the
+    checkpoint epochs and an adaptive schedule's budget and floor."""
     top = {path: value for path, value in changes.items() if not path.startswith("model.")}
     model = {path.removeprefix("model."): v for path, v in changes.items() if path.startswith("model.")}
     if model:
         top["model"] = dataclasses.replace(cfg.model, **model)
-    if "num_epochs" in top or "schedule" in top:
+    if top.keys() & {"num_epochs", "schedule", "checkpoints_max"}:
         for derived in ("checkpoint_epochs", "checkpoints_max", "checkpoint_floor"):
             top.setdefault(derived, RunConfig.__dataclass_fields__[derived].default)
     return dataclasses.replace(cfg, **top)
@@ -316,18 +318,19 @@ def validate(c: RunConfig) -> None:
 
 
 def training_bytes(c: RunConfig) -> int:
-    """An upper estimate, in bytes, of what training ``c`` holds in float32, from the config
-    alone: every parameter (biases included) with its gradient and AdamW's two moments, and the
-    activations of a forward over all 3 positions of every training pair (per layer and
-    position: ~6 residual-wide vectors, q, k, v and z, scores and pattern, the MLP's pre and
-    post), plus the logits with their float64 loss copies."""
+    """An estimate, in bytes, of what training ``c`` holds, from the config alone: every
+    parameter (biases included) in float32 with its gradient and AdamW's two moments, and the
+    training forward's activations on the training pairs (``tasks.fast``: two positions per
+    pair in every layer but the last, one in the last; per position ~6 residual-wide vectors,
+    q, k, v and z, scores and pattern, the MLP's pre and post, in float32), plus the logits in
+    float32 with their two float64 loss copies."""
     m = c.model
     hd = m.n_heads * m.d_head
     per_layer = 4 * hd * m.d_model + 2 * m.d_model * m.d_mlp + 3 * hd + m.d_mlp + 6 * m.d_model
     params = (c.d_vocab + 3) * m.d_model + m.n_layers * per_layer + (m.d_model + 1) * (c.d_vocab_out + 2)
     n_train = math.ceil(c.frac_train * len(problems.get(c.task).operands(c.p)) ** 2)
     per_position = 6 * m.d_model + 4 * hd + 6 * m.n_heads + 2 * m.d_mlp
-    activations = n_train * (3 * m.n_layers * per_position * 4 + c.d_vocab_out * (4 + 8 + 8))
+    activations = n_train * ((2 * m.n_layers - 1) * per_position * 4 + c.d_vocab_out * (4 + 8 + 8))
     return 4 * params * 4 + activations
 
 

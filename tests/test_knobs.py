@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from cli.main import _config, parser
-from tasks.config import preset
+from tasks.config import ConfigError, preset
 from tasks.knobs import AXES, KNOBS, build_config, grid
 
 # a value other than the smoke preset's for every knob, as an option's text and as the config has it
@@ -16,7 +16,8 @@ OTHER = {"p": ("13", 13), "task": ("mul", "mul"), "seed": ("7", 7), "data_seed":
          "num_epochs": ("60", 60), "lr": ("0.002", 2e-3), "weight_decay": ("0.5", 0.5),
          "checkpoints": ("0,10,20", (0, 10, 20, 59)), "d_mlp": ("100", 100), "ln": (None, "LN"),
          "n_layers": ("2", 2), "n_heads": ("2", 2), "d_model": ("64", 64), "d_head": ("16", 16),
-         "act_fn": ("gelu", "gelu"), "init": ("native", "native"), "state_every": ("100", 100)}
+         "act_fn": ("gelu", "gelu"), "init": ("native", "native"), "state_every": ("100", 100),
+         "schedule": ("adaptive", "adaptive"), "checkpoints_max": ("10", 10)}
 
 
 def _field(cfg, path):
@@ -140,3 +141,17 @@ def test_options_give_a_run_back_its_id():
         assert _config(parser().parse_args(["train", *argv])).run_id == cfg.run_id
     assert options(preset("canonical", seed=2, init="native")) == ["--preset", "canonical", "--seed", "2", "--init", "native"]
     assert options(RunConfig(betas=(0.9, 0.99))) == []  # no knob sets the betas
+
+
+def test_a_model_too_large_for_the_memory_is_refused_before_anything_is_built(monkeypatch):
+    """build_config compares the config's estimated training memory with what the machine has:
+    deeper and wider models at a larger p need more, and one byte too few is refused."""
+    from tasks import config
+
+    small, deep = build_config("smoke"), build_config("smoke", n_layers=3, d_model=256, p=97)
+    assert config.training_bytes(deep) > 10 * config.training_bytes(small)
+    monkeypatch.setattr(config, "available_bytes", lambda: config.training_bytes(deep))
+    assert build_config("smoke", n_layers=3, d_model=256, p=97) == deep
+    monkeypatch.setattr(config, "available_bytes", lambda: config.training_bytes(deep) - 1)
+    with pytest.raises(ConfigError, match=r"model too large for this machine's memory at p=97: .* GiB available"):
+        build_config("smoke", n_layers=3, d_model=256, p=97)
