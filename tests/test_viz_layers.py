@@ -173,9 +173,10 @@ def test_compare_runs_of_one_two_and_three_layers(root):
     runs = ["L1", "L2", "L3", "old"]
     found = compare.measures(root, runs)
     assert {"logit_lens_accuracy [test] · last layer", "logit_lens_accuracy [test] · layer 2",
-            "gini_wl · last layer", "gini_wl · layer 0"} <= set(found)
+            "gini_wl · last layer", "gini_wl · layer 0", "participation_ratio [W_in] · layer 0"} <= set(found)
+    assert "gini_wl" not in found and "participation_ratio [W_in]" not in found  # the old run's: layer 0
     test = list(data.coord(root, "L3", "split")).index("test")
-    last = compare.overlay(root, runs, "x", "logit_lens_accuracy", test, False, compare.LAST)
+    last = compare.overlay(root, runs, "x", "logit_lens_accuracy", "test", False, compare.LAST)
     assert len(last) == 3 and "not stored in 1" in last.opts.get().kwargs["title"]  # the old run lacks the lens
     for curve, run_id in zip(last, ("L1", "L2", "L3")):
         n = data.n_layers(root, run_id)
@@ -185,6 +186,9 @@ def test_compare_runs_of_one_two_and_three_layers(root):
     first = compare.overlay(root, runs, "x", "gini_wl", None, False, 0)
     assert len(first) == 4  # the old run's gini_wl is its layer 0
     np.testing.assert_allclose(list(first)[3].dimension_values(1), data.measure(root, "old", "gini_wl")[1])
+    w_in = compare.overlay(root, runs, "x", "participation_ratio", "W_in", False, 0)  # by label: W_in in each run
+    np.testing.assert_allclose(list(w_in)[3].dimension_values(1), data.measure(root, "old", "participation_ratio")[1][:, 1])
+    np.testing.assert_allclose(list(w_in)[0].dimension_values(1), data.measure(root, "L1", "participation_ratio", 0)[1][:, 4])
     page = compare.Compare(root, "L2")
     page.runs.value = runs
     page.measure.value = "gini_wl · last layer"

@@ -24,10 +24,12 @@ MODES = ("curves", "task × fraction grid")
 LAST = -1  # a per-layer measure at each run's own last layer
 
 
-def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None, int | None]]:
-    """Label -> (variable, index along its labelled dimension or None, layer or None (``LAST``:
-    each run's last)), over the given runs."""
+def measures(root: str, runs: list[str]) -> dict[str, tuple[str, str | None, int | None]]:
+    """Label -> (variable, label along its labelled dimension or None, layer or None (``LAST``:
+    each run's last)), over the given runs. A variable per layer in any of them is offered per
+    layer only (a store written before the ``layer`` dimension holds it as layer 0)."""
     out = {label: (name, None, None) for label, name in SERIES.items()}
+    per_layer = set()
     for run_id in runs:
         try:
             variables = data.per_epoch_variables(root, run_id)
@@ -37,28 +39,31 @@ def measures(root: str, runs: list[str]) -> dict[str, tuple[str, int | None, int
             if generic.kind(root, run_id, name) != "curves":
                 continue
             layered = data.layered(root, run_id, name)
+            per_layer |= {name} if layered else set()
             dims = tuple(attrs["dims"][2 if layered else 1:])
-            items = list(enumerate(generic.labels(root, run_id, dims[0]))) if dims else [(None, None)]
+            items = generic.labels(root, run_id, dims[0]) if dims else [None]
             layers = [(None, "")] if not layered else \
                 [(LAST, " · last layer")] + [(l, f" · layer {l}") for l in range(data.n_layers(root, run_id))]
-            for i, label in items:
+            for item in items:
                 for layer, where in layers:
-                    out.setdefault(name + (f" [{label}]" if label is not None else "") + where, (name, i, layer))
-    return out
+                    out.setdefault(name + (f" [{item}]" if item is not None else "") + where, (name, item, layer))
+    return {label: m for label, m in out.items() if m[0] not in per_layer or m[2] is not None}
 
 
-def values(root: str, run_id: str, name: str, index: int | None, layer: int | None = None
+def values(root: str, run_id: str, name: str, index: int | str | None, layer: int | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """``(epochs, values)`` of one measure of one run (measured epochs only; empty if absent,
-    unreadable, or the run has no such layer). A store without a ``layer`` dimension holds its
-    one layer, layer 0."""
+    unreadable, or the run has no such layer or label). ``index``: along the labelled dimension,
+    a position or a label (found among this run's). A store without a ``layer`` dimension holds
+    its one layer, layer 0."""
     try:
         return _values(root, run_id, name, index, layer)
     except (data.StoreError, KeyError, OSError):
         return np.array([], dtype=int), np.array([])
 
 
-def _values(root: str, run_id: str, name: str, index: int | None, layer: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _values(root: str, run_id: str, name: str, index: int | str | None, layer: int | None
+            ) -> tuple[np.ndarray, np.ndarray]:
     if name in SERIES.values():
         y = data.series(root, run_id)[name]
         x = np.arange(len(y))
@@ -71,13 +76,18 @@ def _values(root: str, run_id: str, name: str, index: int | None, layer: int | N
             if at >= n:
                 return np.array([], dtype=int), np.array([])
             y = y[:, at] if layered else y
+        if isinstance(index, str):
+            labels = generic.labels(root, run_id, data.describe(root, run_id, name)["dims"][-1])
+            if index not in labels:
+                return np.array([], dtype=int), np.array([])
+            index = labels.index(index)
         if index is not None and len(y):
             y = y[:, index]
     keep = np.isfinite(y)
     return x[keep], y[keep]
 
 
-def overlay(root: str, runs: list[str], label: str, name: str, index: int | None, logy: bool,
+def overlay(root: str, runs: list[str], label: str, name: str, index: int | str | None, logy: bool,
             layer: int | None = None) -> hv.Overlay:
     """One curve per run, named as the run picker names it (with its task where tasks differ)."""
     curves, missing = [], []
