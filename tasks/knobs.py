@@ -138,8 +138,9 @@ KNOBS: tuple[Knob, ...] = (
          "--checkpoints) or adaptive (a checkpoint where test loss, test accuracy or the weights move; "
          "tasks/adaptive.py)", "schedule", label="checkpoint schedule (fixed, adaptive)",
          parse=lambda text: one_of(adaptive.SCHEDULES, text)),
-    Knob("checkpoints_max", "--checkpoints-max", int, "adaptive schedule: at most N checkpoints, epoch 0 "
-         "and the last included (default: as many as the fixed schedule)", "checkpoints_max",
+    Knob("checkpoints_max", "--checkpoints-max", int, "an adaptive schedule of at most N checkpoints, epoch "
+         "0 and the last included (implies --schedule adaptive; its default: as many as the fixed schedule)",
+         "checkpoints_max",
          label="checkpoints at most (adaptive)", parse=positive),
 )
 BY_NAME = {k.name: k for k in KNOBS}
