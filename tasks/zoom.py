@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-
 from store import files, layout
 from store.run_store import grow, open_run
 from tasks import checkpoints as ckpt
