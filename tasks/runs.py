@@ -71,6 +71,8 @@ def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
                 f"run {run_id} already has {old.num_epochs} epochs; it cannot be shortened to "
                 f"{cfg.num_epochs} (use a new data or model seed for a new run)"
             )
+        if cfg.num_epochs == old.num_epochs and cfg.schedule != old.schedule:
+            cfg = old  # a resume keeps the run's schedule (tdw zoom adds checkpoints inside a run)
         if cfg.num_epochs > old.num_epochs or set(cfg.checkpoint_epochs) - set(old.checkpoint_epochs):
             later = [e for e in cfg.checkpoint_epochs if e > old.checkpoint_epochs[-1]]
             cfg = cfg.replace(checkpoint_epochs=tuple(old.checkpoint_epochs) + tuple(later))

@@ -159,3 +159,11 @@ def test_an_interrupted_adaptive_run_checkpoints_where_an_uninterrupted_one_does
     train_run(resumed, prepare_run(resumed, cfg), device="cpu")
     assert [int(e) for e in open_run(resumed, cfg.run_id).epochs] == epochs
     assert_same_run(straight, resumed, cfg.run_id)
+
+    # the same epochs without --schedule adaptive resume the run as it is; more epochs extend it,
+    # its checkpoints kept, the rule going on (a larger budget: the old one is spent)
+    assert prepare_run(straight, preset("smoke")).schedule == "adaptive"
+    longer = prepare_run(straight, cfg.replace(num_epochs=250, checkpoints_max=24))
+    train_run(straight, longer, device="cpu")
+    grown = [int(e) for e in open_run(straight, cfg.run_id).epochs]
+    assert grown[:len(epochs)] == epochs and grown[-1] == 249 and len(epochs) + 1 < len(grown) <= 24
