@@ -21,7 +21,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from cli import deploy, guard, server, zoom  # noqa: E402
-from tasks.config import ENV_DEVICE, check_device_name  # noqa: E402
+from tasks.config import ENV_DEVICE, PRESETS, check_device_name  # noqa: E402
 from tasks.knobs import DEFAULT_PRESET, KNOBS, build_config, positive  # noqa: E402
 
 APP = Path(__file__).resolve().parent.parent / "viz" / "app.py"
@@ -43,7 +43,7 @@ def _knobs(sub: argparse.ArgumentParser, axes: bool = False) -> None:
     """The preset and one option per knob (``tasks.knobs.KNOBS``); with ``axes``, a sweep axis's
     knob is a comma-separated list (``--seeds 1,2``)."""
     sub.add_argument("--preset", default=DEFAULT_PRESET,
-                     help=f"smoke | quick | canonical (default: {DEFAULT_PRESET})")
+                     help=f"{' | '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     for k in KNOBS:
         if axes and k.axis:
             flag = f"--{k.axis.replace('_', '-')}"
