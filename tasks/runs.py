@@ -328,9 +328,9 @@ def prepare_analysis(root: str, run_id: str) -> None:
 
 def add_analyses(root: str, run_id: str, names: tuple[str, ...]) -> None:
     """Ask for the optional analyses ``names`` (e.g. ``("llc",)``) on this run: their arrays are
-    created, so every later fan-out computes them (``tasks.analyses.in_store``)."""
+    created (theirs only), so every later fan-out computes them (``tasks.analyses.in_store``)."""
     with layout_lock(root):
-        open_run(root, run_id).ensure_variables(variables(names))
+        open_run(root, run_id).ensure_variables([v for v in variables(names) if v.attrs["analysis"] in names])
 
 
 def choose_key_frequencies(root: str, run_id: str, threshold: float = 0.5) -> list[int] | None:
