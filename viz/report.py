@@ -25,7 +25,7 @@ import panel as pn
 from store.schema import SITES
 from tasks import adaptive, knobs
 from tasks.config import RunConfig
-from viz import data, llc, plots, progress
+from viz import data, depth, llc, plots, progress
 
 hv.extension("bokeh", logo=False)
 
@@ -260,9 +260,14 @@ def build(root: str, run_id: str) -> pn.viewable.Viewable:
     ]
     if data.has(root, run_id, *llc.NEEDS):
         figures.append(llc.over_training(root, run_id))
+    n_layers = RunConfig.from_dict(data.config(root, run_id)).model.n_layers
+    if n_layers > 1:  # what each layer does over training, one curve per layer
+        figures += [draw(root, run_id) for name, draw in (
+            ("resid_freq_share", depth.residual_shares), ("logit_attribution", depth.logit_attribution),
+            ("logit_lens_accuracy", depth.logit_lens), ("logit_lens_loss", depth.logit_lens_loss))
+            if data.has(root, run_id, name)]
     final = epochs[-1]
-    depth = RunConfig.from_dict(data.config(root, run_id)).model.n_layers
-    layers = [None] if depth == 1 else list(range(depth))  # None: one layer, unnamed
+    layers = [None] if n_layers == 1 else list(range(n_layers))  # None: one layer, unnamed
     neurons = [plots.neuron_frequencies(root, run_id, final, tuple(int(n) for n in plots.neuron_order(
         root, run_id, epochs, layer or 0)), layer) for layer in layers]
     return pn.Column(
