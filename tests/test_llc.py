@@ -204,3 +204,16 @@ def test_other_chain_or_draw_counts_replace_the_arrays(smoke_run, tmp_path):
     st = open_run(str(tmp_path / "runs"), cfg.run_id)
     assert st.array("x_trace").shape == (n, 5) and st.sizes()["draw"] == 5
     assert not st.is_done("x", cfg.checkpoint_epochs[0], "x@1")
+
+
+def test_llc_without_devinterp_is_one_line_and_exit_2(smoke_run, monkeypatch, capsys):
+    import importlib.util
+
+    from cli.main import main
+
+    root, cfg = smoke_run
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "devinterp" else find(name, *a))
+    assert main(["analyze", cfg.run_id, "--runs", root, "--llc"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install -e ".[llc]"' in err
