@@ -119,19 +119,19 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.slow  # trains three times (~4 s)
+@pytest.mark.slow  # trains four times, 80-110 epochs
 def test_an_interrupted_adaptive_run_checkpoints_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
-    cfg = preset("smoke", schedule="adaptive", checkpoints_max=12)
+    cfg = preset("smoke", schedule="adaptive", checkpoints_max=9, num_epochs=80)
     straight = str(tmp_path / "a")
     train_run(straight, prepare_run(straight, cfg), device="cpu")
     epochs = [int(e) for e in open_run(straight, cfg.run_id).epochs]
-    assert epochs[0] == 0 and epochs[-1] == 149 and 4 < len(epochs) <= 12
+    assert epochs[0] == 0 and epochs[-1] == 79 and 6 < len(epochs) <= 9
     saved = json.loads(open(layout.config_path(straight, cfg.run_id)).read())
     assert saved["checkpoint_epochs"] == epochs and open_run(straight, cfg.run_id).config == saved
     assert saved["checkpoint_floor"] == cfg.checkpoint_floor
     from viz.report import schedule_line
     line = schedule_line(straight, cfg.run_id, RunConfig.from_dict(saved))
-    assert line.startswith(f"Checkpoints: {len(epochs)} of at most 12, adaptive")
+    assert line.startswith(f"Checkpoints: {len(epochs)} of at most 9, adaptive")
 
     # killed after its fourth checkpoint's resume state, then killed between the sixth's place in
     # the store and its resume state: resumed each time, it decides the same epochs
@@ -162,8 +162,8 @@ def test_an_interrupted_adaptive_run_checkpoints_where_an_uninterrupted_one_does
 
     # the same epochs without --schedule adaptive resume the run as it is; more epochs extend it,
     # its checkpoints kept, the rule going on (a larger budget: the old one is spent)
-    assert prepare_run(straight, preset("smoke")).schedule == "adaptive"
-    longer = prepare_run(straight, cfg.replace(num_epochs=250, checkpoints_max=24))
+    assert prepare_run(straight, preset("smoke", num_epochs=80)).schedule == "adaptive"
+    longer = prepare_run(straight, cfg.replace(num_epochs=110, checkpoints_max=13))
     train_run(straight, longer, device="cpu")
     grown = [int(e) for e in open_run(straight, cfg.run_id).epochs]
-    assert grown[:len(epochs)] == epochs and grown[-1] == 249 and len(epochs) + 1 < len(grown) <= 24
+    assert grown[:len(epochs)] == epochs and grown[-1] == 109 and len(grown) <= 13
