@@ -8,7 +8,8 @@ not measured) as trained so far and returns windows ``[start, end]`` in epochs, 
   test-loss peak (the memorised model) to its best;
 - **cleanup**: after that, where log10 test loss falls fastest (its steepest slope, extended
   while the slope stays above a quarter of it; the memorising solution cleaned up);
-- **loss spike**: train loss more than ``SPIKE_DECADES`` decades above its running minimum;
+- **loss spike**: train loss more than ``SPIKE_DECADES`` decades above its running minimum,
+  until it is back within that;
 - **second descent**: a later peak of the (smoothed) log10 test loss at least ``PEAK_DECADES``
   above the minimum before it, through its fall back to that minimum.
 """
@@ -89,16 +90,18 @@ def cleanup(series: dict[str, np.ndarray], after: int) -> list[Window]:
                    f"(at least a quarter of its steepest rate)")]
 
 
-def _excursions(logs: np.ndarray, height: float) -> list[tuple[int, int, int]]:
+def _excursions(logs: np.ndarray, height: float, within: float) -> list[tuple[int, int, int]]:
     """Rises of ``logs`` above its running minimum that reach ``height``: ``(first index above
-    it by a tenth of height, index of the top, first index back within that tenth)``; the
-    last is ``len(logs)`` for a rise that never comes back."""
+    it by a tenth of height, index of the top, first index after the top back within
+    ``within`` of it)``; the last is ``len(logs)`` for a rise that never comes back."""
     excess = logs - np.minimum.accumulate(logs)
     above = np.flatnonzero(excess > 0.1 * height)
     out = []
     for run in np.split(above, np.flatnonzero(np.diff(above) > 1) + 1) if len(above) else []:
         if excess[run].max() >= height:
-            out.append((int(run[0]), int(run[np.argmax(excess[run])]), int(run[-1]) + 1))
+            top = int(run[np.argmax(excess[run])])
+            back = np.flatnonzero(excess[top:] <= within)
+            out.append((int(run[0]), top, top + int(back[0]) if len(back) else len(logs)))
     return out
 
 
@@ -106,7 +109,7 @@ def spikes(series: dict[str, np.ndarray]) -> list[Window]:
     epochs, loss = _measured(series["train_loss"])
     logs = np.log10(np.maximum(loss, 1e-300))
     out = []
-    for start, top, back in _excursions(logs, SPIKE_DECADES):
+    for start, top, back in _excursions(logs, SPIKE_DECADES, SPIKE_DECADES):
         rise = logs[top] - np.minimum.accumulate(logs)[top]
         out.append(Window("loss spike", int(epochs[max(start - 1, 0)]), int(epochs[min(back, len(epochs) - 1)]),
                           f"train loss rose {10 ** rise:.0f}x above its running minimum at epoch {epochs[top]}"))
@@ -120,7 +123,7 @@ def second_descents(series: dict[str, np.ndarray]) -> list[Window]:
     logs = _smooth(np.log10(np.maximum(loss, 1e-300)), len(loss) // 100)
     first = int(np.argmax(logs))  # the memorisation peak: what follows it is the first descent
     out = []
-    for _, top, back in _excursions(logs[first:], PEAK_DECADES):
+    for _, top, back in _excursions(logs[first:], PEAK_DECADES, 0.1 * PEAK_DECADES):
         if first + back < len(logs):  # it fell back: a descent (a final rise is none)
             out.append(Window("second descent", int(epochs[first + top]), int(epochs[first + back]),
                               f"test loss rose again to 1e{logs[first + top]:.1f} at epoch "
