@@ -4,8 +4,8 @@
 ``test_every``), whether that epoch is a checkpoint:
 
 - epoch 0, the final epoch ``T = num_epochs - 1`` and every epoch already listed in the run's
-  ``checkpoint_epochs`` (given with ``--checkpoints``, or decided before a resume) are always
-  checkpoints (*forced*);
+  ``checkpoint_epochs`` (given with ``--checkpoints``, decided before a resume, or added by
+  ``tdw zoom``) are always checkpoints (*forced*), even past the budget;
 - the *change* since the last checkpoint ``c`` is measured three ways: ``|Δ ln(test loss +
   0.01)|`` (nats; losses under ~0.01 nats count as solved, so the late exponential tail of the
   loss is no motion), ``|Δ test accuracy|`` and the relative parameter distance
@@ -15,15 +15,15 @@
   over ``M`` epochs, and over fewer it shrinks as ``((e − c)/M)^0.25``, so checkpoints crowd
   where the dynamics are fast, not merely where change has piled up;
 - the *floor*: at least one checkpoint every ``M`` epochs (``M`` a multiple of ``test_every``);
-- the *budget* ``N`` (checkpoints at most, epoch 0 and ``T`` included) is never exceeded: the
-  checkpoints still owed from epoch ``e`` are reserved, ``reserve(e) = ⌈(T − e)/M⌉`` (the floor's
-  and the final one) plus the forced epochs between, and a checkpoint is taken only if it leaves
-  that reserve intact, ``used + 1 + reserve(e) <= N``. Right after epoch 0 this holds with room
+- the *budget* ``N`` (checkpoints at most, epoch 0 and ``T`` included) is never exceeded by the
+  rule's own checkpoints: those still owed from epoch ``e`` are reserved, ``reserve(e) =
+  ⌈(T − e)/M⌉`` (the floor's and the final one) plus the forced epochs between, and a
+  checkpoint is taken only if it leaves that reserve intact, ``used + 1 + reserve(e) <= N``. Right after epoch 0 this holds with room
   to spare when ``M`` is derived: the floor takes about an eighth of the budget
   (``M = ⌈T / (⌊(N − 2 − k)/8⌋ + 1)⌉``, rounded up to the candidate grid; ``k`` the forced epochs
   other than 0 and ``T``), so the rest is *free* for changes;
 - thresholds rise as the free budget runs down: a change makes a checkpoint when its score is at
-  least ``s(e) = max(1, F0 · (T − e)/T / free(e))``, where ``free(e) = N − used − reserve(e)`` and
+  least ``s(e) · ((e − c)/M)^0.25``, ``s(e) = max(1, F0 · (T − e)/T / free(e))``, where ``free(e) = N − used − reserve(e)`` and
   ``F0 = N − 1 − ⌈T/M⌉`` is the free budget right after epoch 0. A run that has spent its free
   budget faster than evenly over time becomes proportionally harder to move; one that spent
   less keeps the base thresholds. Unspent budget stays unspent: the future is unknown.

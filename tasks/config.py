@@ -238,9 +238,6 @@ def _fill_adaptive(c: RunConfig) -> None:
     if not c.checkpoint_floor:
         object.__setattr__(c, "checkpoint_floor", adaptive.derived_floor(budget, final, c.test_every, forced))
     object.__setattr__(c, "schedule_thresholds", c.schedule_thresholds or adaptive.THRESHOLDS)
-    if len(c.checkpoint_epochs) > budget:
-        raise ConfigError(f"an adaptive schedule of at most {budget} checkpoints cannot hold the "
-                          f"{len(c.checkpoint_epochs)} listed (epoch 0 and the final one included)")
     if len(c.schedule_thresholds) != len(adaptive.THRESHOLDS) or min(c.schedule_thresholds) <= 0:
         raise ConfigError(f"schedule_thresholds must be {len(adaptive.THRESHOLDS)} positive numbers "
                           f"(ln test loss, test accuracy, parameter distance), got {list(c.schedule_thresholds)}")

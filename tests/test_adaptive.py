@@ -109,8 +109,10 @@ def test_config_fields_are_extent_derived_and_recorded():
     assert ad.replace(num_epochs=4000).checkpoints_max == len(preset("quick", num_epochs=4000).checkpoint_epochs)
     with pytest.raises(ConfigError, match="at least 2"):
         preset("quick", schedule="adaptive", checkpoints_max=1)
-    with pytest.raises(ConfigError, match="cannot hold"):
-        preset("quick", schedule="adaptive", checkpoints_max=3, checkpoint_epochs=(0, 5, 10, 15))
+    # listed epochs past the budget (e.g. added by tdw zoom) stay checkpoints; the rule adds none
+    zoomed = Rule.of(preset("quick", schedule="adaptive", checkpoints_max=3, checkpoint_epochs=(0, 5, 10, 15)))
+    assert zoomed.decide(15, 3, 10, (0.0, 0.0, 0.0)) == "forced"
+    assert zoomed.decide(20, 4, 15, (9.0, 9.0, 9.0)) is None and zoomed.decide(1000, 4, 15, (0.0,) * 3) is None
     with pytest.raises(ConfigError, match="schedule must be"):
         preset("quick", schedule="sometimes")
 
