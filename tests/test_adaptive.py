@@ -169,3 +169,12 @@ def test_an_interrupted_adaptive_run_checkpoints_where_an_uninterrupted_one_does
     train_run(straight, longer, device="cpu")
     grown = [int(e) for e in open_run(straight, cfg.run_id).epochs]
     assert grown[:len(epochs)] == epochs and grown[-1] == 109 and len(grown) <= 13
+
+
+@pytest.mark.parametrize("argv", [["--schedule", "sometimes"], ["--checkpoints-max", "0"], ["--checkpoints-max", "x"]])
+def test_bad_schedule_options_exit_2(argv, capsys):
+    from cli.main import parser
+
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(["train", *argv])
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
