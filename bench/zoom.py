@@ -50,9 +50,10 @@ def identical_on_replay(root: str, cfg, after: int) -> str:
     if not later:
         return "no scheduled checkpoint after the state to compare with"
     path = layout.checkpoint_path(root, cfg.run_id, later[0])
-    os.replace(path, path + ".trained")
+    aside = path.replace(".safetensors", ".trained.safetensors")
+    os.replace(path, aside)
     zoom.replay(root, cfg, [later[0]], device="cpu")
-    a, b = ckpt.read_checkpoint(path)[0], ckpt.read_checkpoint(path + ".trained")[0]
+    a, b = ckpt.read_checkpoint(path)[0], ckpt.read_checkpoint(aside)[0]
     same = all(torch.equal(a[k], b[k]) for k in a)
     return f"checkpoint {later[0]} replayed from epoch {after}: {'bit-identical' if same else 'DIFFERS'} to the trained one"
 
@@ -76,26 +77,25 @@ def main() -> None:
         shutil.copytree(layout.run_dir(args.runs, args.run_id), layout.run_dir(root, args.run_id))
         epochs = zoom.plan(cfg, zoom.trained_through(root, args.run_id), start, stop, every=args.every)
         point = zoom.replay_point(root, cfg, epochs[0])
+        print(f"run {args.run_id}: generalisation window {window.start}-{window.end} ({window.why})")
+        print(f"zoom {start}-{stop} every {args.every}: {len(epochs)} new checkpoints; {point.describe()}", flush=True)
         base_epochs = args.span + cfg.state_every
         plain_training(root, cfg, point.epoch, 20)  # compile (if the run compiles) and warm up
         baseline = plain_training(root, cfg, point.epoch, base_epochs)
+        print(f"training {base_epochs} epochs (span {args.span} + state_every {cfg.state_every}) from the same "
+              f"state: {baseline:.1f} s ({1000 * baseline / base_epochs:.1f} ms/epoch)", flush=True)
         t = time.perf_counter()
         zoom.zoom(root, args.run_id, epochs, device="cpu")
         replay = time.perf_counter() - t
-        same = identical_on_replay(root, cfg, point.epoch)
+        print(f"replay (epochs {point.epoch}..{epochs[-1]}, {epochs[-1] - point.epoch} steps, checkpoints written, "
+              f"store grown): {replay:.1f} s", flush=True)
+        print(f"ratio replay / training (span + state_every) epochs: {replay / baseline:.2f}", flush=True)
+        print(identical_on_replay(root, cfg, point.epoch), flush=True)
         t = time.perf_counter()
         pending = analysis_to_do(root, args.run_id)
         for epoch in pending:
             analyze_epoch(root, args.run_id, epoch)
         analyses = time.perf_counter() - t
-    print(f"run {args.run_id}: generalisation window {window.start}-{window.end} ({window.why})")
-    print(f"zoom {start}-{stop} every {args.every}: {len(epochs)} new checkpoints; {point.describe()}")
-    print(f"replay (epochs {point.epoch}..{epochs[-1]}, {epochs[-1] - point.epoch} steps, checkpoints written, "
-          f"store grown): {replay:.1f} s")
-    print(f"training {base_epochs} epochs (span {args.span} + state_every {cfg.state_every}) from the same "
-          f"state: {baseline:.1f} s ({1000 * baseline / base_epochs:.1f} ms/epoch)")
-    print(f"ratio replay / training (span + state_every) epochs: {replay / baseline:.2f}")
-    print(same)
     print(f"analyses of the {len(pending)} new checkpoints (one thread, one after another): {analyses:.1f} s "
           f"({analyses / max(len(pending), 1):.2f} s each)")
 
