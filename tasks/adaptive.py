@@ -77,14 +77,6 @@ class Rule:
         return cls(cfg.checkpoints_max, cfg.num_epochs - 1, cfg.test_every, cfg.checkpoint_floor,
                    tuple(cfg.schedule_thresholds), tuple(sorted({0, *cfg.checkpoint_epochs})))
 
-    def describe(self) -> dict:
-        """The rule as recorded and reported (JSON-ready)."""
-        return {"rule": "adaptive", "checkpoints_max": self.budget, "floor_epochs": self.floor,
-                "candidates_every": self.every,
-                "thresholds": dict(zip(("ln_test_loss", "test_acc", "param_distance"), self.thresholds)),
-                "loss_floor_nats": LOSS_FLOOR,
-                "threshold_scale": f"max(1, F0 (T - e) / T / free(e)) * ((e - c) / M)^{RATE}"}
-
     def reserve(self, epoch: int) -> int:
         """Checkpoints owed after a checkpoint at ``epoch``: the floor's and the final one, plus
         the forced epochs strictly between."""
@@ -139,12 +131,12 @@ class Decider:
     ``rule`` to the model being trained. ``measured`` is the epoch's (4,) series row (train
     loss, test loss, train accuracy, test accuracy); one host sync per call. The first epoch asked
     must be a checkpoint (epoch 0, or the checkpoint a run resumes from); ``used`` counts those
-    before it. ``reasons`` maps each epoch decided here to why."""
+    before it."""
 
     def __init__(self, rule: Rule, used: int = 0):
         from tasks.model import trainable  # torch: only where a model trains
 
-        self.rule, self.used, self.last, self.reasons, self.trainable = rule, used, None, {}, trainable
+        self.rule, self.used, self.last, self.trainable = rule, used, None, trainable
 
     def __call__(self, epoch: int, measured, model) -> bool:
         params = [p.detach() for p in self.trainable(model).values()]
@@ -167,5 +159,4 @@ class Decider:
             return False
         self.used += 1
         self.last = (epoch, *values, [p.clone() for p in params])
-        self.reasons[epoch] = reason
         return True
