@@ -38,9 +38,10 @@ HASHED_ALWAYS = frozenset({
 IDENTITY_BASELINE: dict[str, object] = {"task": "add", "model.init": "native"}
 # The initialisation schemes (``ModelConfig.init``; built in ``tasks.model``): "legacy" is the
 # legacy HookedTransformer's, every weight N(0, (0.8/sqrt(d_model))^2); "native" TransformerLens
-# 4's, the same with W_O and W_out scaled by 1/sqrt(2 n_layers); the others are TransformerLens's
-# init modes of those names. Biases are zero in every scheme.
-INITS = ("legacy", "native", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
+# 4's, the same with W_O and W_out scaled by 1/sqrt(2 n_layers); "nanda" the original code of
+# Nanda et al. 2023's, every weight N(0, 1/d_model) and W_U N(0, 1/d_vocab); the others are
+# TransformerLens's init modes of those names. Biases are zero in every scheme.
+INITS = ("legacy", "native", "nanda", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal")
 ENV_DEVICE = "TDW_DEVICE"  # the device when none is named (e.g. a deployment's job variable)
 
 

@@ -130,7 +130,8 @@ KNOBS: tuple[Knob, ...] = (
          from_config=lambda norm: norm == "LN"),
     Knob("init", "--init", str, "initialisation (default: legacy, the HookedTransformer's: every weight "
          "N(0, 0.64/d_model)); native: TransformerLens 4's (W_O, W_out / sqrt(2 n_layers)); "
-         "or xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal", "model.init", axis="inits",
+         "nanda: the original paper code's (N(0, 1/d_model), W_U N(0, 1/d_vocab)); or xavier_uniform, "
+         "xavier_normal, kaiming_uniform, kaiming_normal", "model.init", axis="inits",
          parse=lambda text: one_of(config.INITS, text)),
     Knob("state_every", "--state-every", int, "save the training state (weights, AdamW moments) every N "
          "epochs, for tdw zoom (default: 500; 0: never)", "state_every", parse=non_negative),

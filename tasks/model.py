@@ -46,7 +46,7 @@ def tl_config(cfg: RunConfig) -> TransformerBridgeConfig:
         d_mlp=m.d_mlp, act_fn=m.act_fn, normalization_type=m.normalization_type,
         n_ctx=3, d_vocab=cfg.d_vocab, d_vocab_out=cfg.d_vocab_out,
         positional_embedding_type="standard", seed=cfg.seed,
-        init_mode="gpt2" if m.init in ("legacy", "native") else m.init,
+        init_mode="gpt2" if m.init in ("legacy", "native", "nanda") else m.init,
     )
 
 
@@ -57,8 +57,12 @@ def build_model(cfg: RunConfig, device: str | torch.device = "cpu") -> Transform
     ``native`` is TransformerLens 4's ``gpt2`` init: N(0, (0.8/sqrt(d_model))^2), with W_O and
     W_out at 1/sqrt(2 n_layers) of that std. ``legacy`` is the same draw with W_O and W_out
     multiplied by sqrt(2 n_layers): every weight N(0, (0.8/sqrt(d_model))^2), as the legacy
-    ``HookedTransformer`` drew them, and every other weight bit-identical to ``native``'s."""
+    ``HookedTransformer`` drew them, and every other weight bit-identical to ``native``'s.
+    ``nanda`` redraws every weight as the original code of Nanda et al. 2023 did,
+    ``randn / sqrt(d_model)`` (W_U: ``/ sqrt(d_vocab)``), from a generator seeded with
+    ``cfg.seed``, in parameter order."""
     model = TransformerBridge.boot_native(tl_config(cfg))
+    redraw = torch.Generator().manual_seed(cfg.seed)
     for name, param in model.named_parameters():
         with torch.no_grad():
             if name.endswith(".bias"):
@@ -66,6 +70,9 @@ def build_model(cfg: RunConfig, device: str | torch.device = "cpu") -> Transform
                 param.requires_grad_(False)
             elif cfg.model.init == "legacy" and name.endswith(OUTPUT_PROJECTIONS):
                 param.mul_(math.sqrt(2 * cfg.model.n_layers))
+            elif cfg.model.init == "nanda" and param.ndim > 1:  # weights, not LayerNorm scales
+                fan = cfg.d_vocab if name.startswith("head.") else cfg.model.d_model  # head: W_U
+                param.copy_(torch.randn(param.shape, generator=redraw) / math.sqrt(fan))
     return model if str(device) == "cpu" else model.to(device)
 
 

@@ -109,3 +109,18 @@ def test_other_transformerlens_schemes_are_seeded(init):
 def test_an_unknown_init_is_refused():
     with pytest.raises(ConfigError, match="init must be one of legacy, native"):
         RunConfig(model=ModelConfig(init="orthogonal"))
+
+
+def test_nanda_init_is_the_original_codes_scale_seeded():
+    """``nanda``: every weight randn / sqrt(d_model) (std 0.088 at 128), W_U randn / sqrt(d_vocab),
+    biases zero and frozen, LayerNorm scales left at one; a function of the seed alone."""
+    cfg = RunConfig(model=ModelConfig(init="nanda"))
+    w, again = weights(build_model(cfg)), weights(build_model(cfg))
+    other = weights(build_model(cfg.replace(seed=1)))
+    for name in WEIGHT_NAMES:
+        assert torch.equal(w[name], again[name]) and not torch.equal(w[name], other[name])
+        std = 1 / math.sqrt(114 if name == "W_U" else 128)
+        assert abs(w[name].std() - std) < 0.1 * std, name
+    ln = build_model(cfg.replace(**{"model.normalization_type": "LN"}))
+    scales = [p for n, p in ln.named_parameters() if p.ndim == 1 and not n.endswith(".bias")]
+    assert scales and all(torch.equal(p, torch.ones_like(p)) for p in scales)

@@ -60,6 +60,7 @@ GENERALISED = 0.95  # test accuracy that counts as generalised
 INITS = {  # the initialisation schemes (tasks.config.INITS), as the report names them
     "legacy": "legacy (the HookedTransformer's: every weight N(0, 0.64/d_model))",
     "native": "native (TransformerLens 4's: W_O and W_out at 1/sqrt(2 n_layers) of the legacy std)",
+    "nanda": "nanda (the original code of Nanda et al. 2023: N(0, 1/d_model), W_U N(0, 1/d_vocab))",
 }
 
 
