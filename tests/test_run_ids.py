@@ -33,6 +33,7 @@ WITH_INIT = [
     (("canonical", {}), "p113-s999-d598-03418b17"),
     (("canonical", {"seed": 1}), "p113-s1-d598-be184331"),
     (("quick", {"init": "xavier_normal"}), "p59-s999-d598-6a15a84b"),
+    (("canonical", {"init": "nanda"}), "p113-s999-d598-52af2db4"),
 ]
 
 
