@@ -54,15 +54,6 @@ class Sampler:
 SAMPLER = Sampler()
 
 
-def available() -> bool:
-    """Whether devinterp can be imported here."""
-    try:
-        import devinterp.optim  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _sgld(params: list[torch.Tensor], s: Sampler):
     try:
         from devinterp.optim import SGMCMC
