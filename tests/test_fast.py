@@ -171,7 +171,7 @@ def test_compiled_objective_matches_transformer_lens():
 
     cfg = RunConfig(p=31, num_epochs=2)
     model = build_model(cfg)
-    _perturb(model, seed=23)
+    _perturb(model, seed=45)  # no pre-activation within 1e-6 of the kink (checked below)
     x, y = full_probe(cfg), labels(cfg)
     assert _relu_margin(model, x) > 1e-6, "a pre-activation at the ReLU kink: pick another seed"
     grads, losses = [], []
