@@ -40,7 +40,7 @@ def test_pipeline_fans_out_on_two_dask_workers_into_one_store(cluster, root, pre
     from flows.analyze import analyze
     from flows.pipeline import pipeline
     from store.run_store import open_run
-    from tasks.analyses import ANALYSES
+    from tasks.analyses import STANDARD
     from tasks.config import preset
     from tasks.runs import pending_epochs
 
@@ -58,7 +58,7 @@ def test_pipeline_fans_out_on_two_dask_workers_into_one_store(cluster, root, pre
 
     st = open_run(root, run_id)
     keys = st.key_frequencies()
-    for analysis in ANALYSES:
+    for analysis in STANDARD:
         assert st.done_mask(analysis.name, analysis.version(keys)).all(), analysis.name
     assert pending_epochs(root, run_id) == []
 

@@ -21,7 +21,7 @@ import yaml
 from cli import deploy, server
 from cli.deploy import PREFECT_FILE
 from store.run_store import open_run
-from tasks.analyses import ANALYSES
+from tasks.analyses import STANDARD
 from tasks.config import preset
 from tasks.runs import pending_epochs
 from tests.children import ctrl_c_reaches
@@ -175,7 +175,7 @@ def test_pipeline_deployment_completes_on_a_process_worker(tmp_path):
         st = open_run(str(runs), cfg.run_id, mode="r")
         keys = st.key_frequencies()
         assert keys
-        for analysis in ANALYSES:
+        for analysis in STANDARD:
             assert st.done_mask(analysis.name, analysis.version(keys)).all(), analysis.name
         assert pending_epochs(str(runs), cfg.run_id) == []
     finally:

@@ -15,7 +15,7 @@ from cli.main import main
 from store import layout
 from store.run_store import open_run
 from tasks import progress
-from tasks.analyses import ANALYSES
+from tasks.analyses import STANDARD
 from tasks.config import preset
 from tasks.lock import RunBusy, training_lock
 from tasks.runs import (analyze_epoch, choose_key_frequencies, pending_epochs, prepare_analysis,
@@ -103,7 +103,7 @@ def _copy(trained, tmp_path) -> str:
 
 def _analysis_arrays(root: str, run_id: str) -> dict[str, np.ndarray]:
     store = open_run(root, run_id, mode="r")
-    return {v.name: store.array(v.name)[:] for a in ANALYSES for v in a.outputs}
+    return {v.name: store.array(v.name)[:] for a in STANDARD for v in a.outputs}
 
 
 def _same_where_done(root: str, reference: str, run_id: str) -> None:
@@ -111,7 +111,7 @@ def _same_where_done(root: str, reference: str, run_id: str) -> None:
     store = open_run(root, run_id, mode="r")
     mine, theirs = _analysis_arrays(root, run_id), _analysis_arrays(reference, run_id)
     keys = store.key_frequencies()
-    for analysis in ANALYSES:
+    for analysis in STANDARD:
         done = store.done_mask(analysis.name, analysis.version(keys))
         for var in analysis.outputs:
             np.testing.assert_array_equal(mine[var.name][done], theirs[var.name][done], err_msg=var.name)

@@ -84,7 +84,7 @@ def test_bad_storage_options_are_one_line_bad_input(monkeypatch, capsys):
 def test_pipeline_on_object_storage_fills_the_store_and_consolidates_it(s3_run):
     from store.layout import checkpoint_path, list_run_ids
     from store.run_store import is_consolidated, open_run
-    from tasks.analyses import ANALYSES
+    from tasks.analyses import STANDARD
     from tasks.config import preset
     from tasks.runs import pending_epochs
 
@@ -96,7 +96,7 @@ def test_pipeline_on_object_storage_fills_the_store_and_consolidates_it(s3_run):
         assert files.isfile(checkpoint_path(root, run_id, epoch))
     st = open_run(root, run_id, mode="r")
     keys = st.key_frequencies()
-    for analysis in ANALYSES:
+    for analysis in STANDARD:
         assert st.done_mask(analysis.name, analysis.version(keys)).all(), analysis.name
     assert not np.isnan(st.series()["train_loss"]).any()
     assert pending_epochs(root, run_id) == []  # opens as a writer: the consolidated copy goes

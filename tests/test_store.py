@@ -204,7 +204,7 @@ def test_a_run_is_listed_only_once_every_array_of_it_exists(tmp_path, monkeypatc
     that lists the run while it is being created never sees it without them."""
     from store import files
     from tasks import runs
-    from tasks.analyses import ANALYSES
+    from tasks.analyses import STANDARD
     from tasks.config import preset
 
     cfg, root, seen = preset("smoke"), str(tmp_path), {}
@@ -217,7 +217,7 @@ def test_a_run_is_listed_only_once_every_array_of_it_exists(tmp_path, monkeypatc
 
     monkeypatch.setattr(files, "write_text", spy)
     runs._prepare_run(root, cfg)
-    assert set(seen) == {a.name for a in ANALYSES if not a.optional}
+    assert set(seen) == {a.name for a in STANDARD}
 
 
 def test_a_store_written_before_layers_opens_and_analyze_replaces_its_old_shaped_arrays(tmp_path):

@@ -175,6 +175,7 @@ ANALYSES: tuple[Analysis, ...] = (
 )
 
 BY_NAME = {a.name: a for a in ANALYSES}
+STANDARD = tuple(a for a in ANALYSES if not a.optional)  # what every run gets
 
 
 def variables(optional: tuple[str, ...] = ()) -> list[Variable]:
