@@ -118,7 +118,7 @@ def synthetic_run(root: str, checkpoints: int = 500, p: int = 31, d_mlp: int = 5
     """A run with ``checkpoints`` analysed checkpoints and synthetic values in every analysis
     variable (no training): the store the pipeline would leave, written in bulk. Returns its id."""
     from store.run_store import open_run
-    from tasks.analyses import BY_NAME
+    from tasks.analyses import STANDARD
     from tasks.config import preset
     from tasks.runs import prepare_run
 
@@ -141,7 +141,7 @@ def synthetic_run(root: str, checkpoints: int = 500, p: int = 31, d_mlp: int = 5
     phase = rng.uniform(0, 2 * np.pi, d_mlp)
     waves = np.cos(2 * np.pi * k[:, None, None] * (a[:, None] + a[None, :]) / p + phase[:, None, None])
     block = 50
-    for analysis in BY_NAME.values():
+    for analysis in STANDARD:
         for var in analysis.outputs:
             arr = st.array(var.name)
             for start in range(0, checkpoints, block):
