@@ -104,7 +104,7 @@ def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Ser
     return epoch, series, matmul
 
 
-def _products(cfg: RunConfig, dev: torch.device, recorded: str | None) -> str:
+def products_for(cfg: RunConfig, dev: torch.device, recorded: str | None) -> str:
     """The products to train with (and record): a run trained on torch.matmul stays on it; any
     other gets this process's choice. A run trained with oneDNN resumed where it is off goes on
     with torch.matmul, said in a warning: correct, but no longer bit-identical."""
@@ -206,7 +206,7 @@ def train_run(
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
     start, series, recorded = _resume_point(root, cfg, model, optimizer)
-    matmul = _products(cfg, dev, recorded)
+    matmul = products_for(cfg, dev, recorded)
     if start:  # checkpoints before the resume point must all be whole
         recompute_checkpoints(root, cfg, start - 1, dev, compile_mode, matmul)
     if start == cfg.num_epochs - 1 and checkpoint_ok(root, cfg, start):

@@ -25,7 +25,7 @@ from tasks.accel import should_compile
 from tasks.config import ENV_DEVICE, RunConfig, RunError
 from tasks.lock import layout_lock, training_lock
 from tasks.model import build_model, trainable
-from tasks.runs import _products, checkpoint_problem, load_config
+from tasks.runs import products_for, checkpoint_problem, load_config
 from tasks.training import make_optimizer, pick_device, train
 
 
@@ -113,7 +113,7 @@ def replay(root: str, cfg: RunConfig, epochs: list[int], device: str | None = No
         else:  # the run's choice of products and compile, as a fresh training makes it
             latest = layout.train_state_path(root, cfg.run_id)
             recorded = ckpt.header(latest).get("matmul") if files.isfile(latest) else None
-            matmul, compiled = _products(cfg, dev, recorded), should_compile(cfg, dev)
+            matmul, compiled = products_for(cfg, dev, recorded), should_compile(cfg, dev)
         wanted = set(todo)
 
         def write(epoch: int, model, optimizer, series) -> None:
