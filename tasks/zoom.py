@@ -25,7 +25,7 @@ from tasks.accel import should_compile
 from tasks.config import ENV_DEVICE, RunConfig, RunError
 from tasks.lock import layout_lock, training_lock
 from tasks.model import build_model, trainable
-from tasks.runs import products_for, checkpoint_problem, load_config
+from tasks.runs import checkpoint_problem, load_config, products_for
 from tasks.training import make_optimizer, pick_device, train
 
 
