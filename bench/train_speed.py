@@ -1,16 +1,20 @@
 """Training speed: the original workbench's loop (TransformerLens forward over all 3
 positions, test loss every epoch, float64 loss) against the project's trainer as a canonical
-run uses it (fast forward, compiled, test split every 10 epochs), interleaved in one process on
-the same config and thread count. Prints ms/epoch (medians over rounds) and the ratio. The
-trainer's allocator setting (``tasks.accel.tune_allocator``) is process-wide, so the baseline
-rounds run with it too: a conservative ratio (glibc cannot be put back to its adaptive
-defaults in-process; pinning its thresholds instead made the baseline 1.6x slower, an unfair
-comparison). In a fresh process, without it, the baseline measured 546-554 ms/epoch. The
-project's per-pair products go through oneDNN where ``tasks.onednn`` finds it faster and exact
-(the baseline's stay on PyTorch's default); ``TDW_ONEDNN=0`` measures the project without it.
+run uses it (fast forward, compiled, test split every 10 epochs), on the same config and thread
+count, rounds interleaved (one loop runs at a time). Prints ms/epoch (medians over rounds) and
+the ratio.
+
+The baseline runs as the original loop ran: in its own process (a child started once, asked for
+each round), with glibc's default allocator. The project's trainer keeps freed memory mapped
+(``tasks.accel.tune_allocator``), a process-wide setting that glibc cannot undo in-process, so
+``--baseline in-process`` runs the baseline's rounds in the trainer's process with that setting
+too: a conservative ratio, the baseline ~10% faster than it ever ran. The project's per-pair
+products go through oneDNN where ``tasks.onednn`` finds it faster and exact (the baseline's stay
+on PyTorch's default); ``TDW_ONEDNN=0`` measures the project without it.
 
     .venv/bin/python bench/train_speed.py [--p 113] [--task add[,mul ...]] [--layers 1] [--rounds 7]
                                           [--epochs 10] [--threads 1] [--test-every 10] [--compile on|off]
+                                          [--baseline own-process|in-process]
 
 Every task trains with the same fast forward; only its inputs and labels differ (mul and div
 have (p - 1)² pairs instead of p²). ``--task add,mul`` measures both in one process, rounds
@@ -20,6 +24,7 @@ interleaved, and prints each task's ms/epoch as a ratio to the first task's.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
 
@@ -63,6 +68,49 @@ def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
     return (time.perf_counter() - t) / n * 1e3
 
 
+def _baseline_setup(tasks: list[str], args):
+    """The baseline's configs, models and optimisers, one per task (the same seeds, so the same
+    initial weights in either process)."""
+    cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task, n_layers=args.layers)
+            for task in tasks}
+    models = {task: build_model(cfg, pick_device(args.device)) for task, cfg in cfgs.items()}
+    return cfgs, models, {task: make_optimizer(m, cfgs[task]) for task, m in models.items()}
+
+
+def _baseline_child(conn, tasks: list[str], args) -> None:
+    """The baseline in its own process: answers each ``(task, epochs)`` with ms/epoch."""
+    torch.set_num_threads(args.threads)
+    cfgs, models, opts = _baseline_setup(tasks, args)
+    while (ask := conn.recv()) is not None:
+        task, n = ask
+        conn.send(baseline_epochs(cfgs[task], models[task], opts[task], n))
+
+
+class Baseline:
+    """``epochs(task, n)`` -> ms/epoch of the baseline loop, in a child process (``own``) or here."""
+
+    def __init__(self, tasks: list[str], args, own: bool):
+        self.conn = self.child = None
+        if own:
+            self.conn, theirs = multiprocessing.get_context("spawn").Pipe()
+            self.child = multiprocessing.get_context("spawn").Process(
+                target=_baseline_child, args=(theirs, tasks, args), daemon=True)
+            self.child.start()
+        else:
+            self.cfgs, self.models, self.opts = _baseline_setup(tasks, args)
+
+    def epochs(self, task: str, n: int) -> float:
+        if self.conn is None:
+            return baseline_epochs(self.cfgs[task], self.models[task], self.opts[task], n)
+        self.conn.send((task, n))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.send(None)
+            self.child.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=113)
@@ -77,30 +125,34 @@ def main() -> None:
     ap.add_argument("--test-every", type=int, default=10, help="the project trainer's (canonical: 10)")
     ap.add_argument("--compile", default="on", choices=("on", "off"))
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--baseline", default="own-process", choices=("own-process", "in-process"),
+                    help="where the baseline runs: its own process, as the original loop ran (default), "
+                         "or this one, sharing the trainer's allocator setting (conservative)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tasks = args.task.split(",")
     cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task, n_layers=args.layers)
             for task in tasks}
-    models = {(task, loop): build_model(cfg, pick_device(args.device))
-              for task, cfg in cfgs.items() for loop in ("baseline", "project")}
-    opts = {key: make_optimizer(m, cfgs[key[0]]) for key, m in models.items()}
-    times = {key: [] for key in models}
+    baseline = Baseline(tasks, args, own=args.baseline == "own-process")
+    models = {task: build_model(cfg, pick_device(args.device)) for task, cfg in cfgs.items()}
+    opts = {task: make_optimizer(m, cfgs[task]) for task, m in models.items()}
+    times = {(task, loop): [] for task in tasks for loop in ("baseline", "project")}
     warm = {}
     for task, cfg in cfgs.items():
-        baseline_epochs(cfg, models[task, "baseline"], opts[task, "baseline"], 2)  # warm-up
+        baseline.epochs(task, 2)  # warm-up
         t = time.perf_counter()
-        project_epochs(cfg, models[task, "project"], opts[task, "project"], args.test_every, args.compile)  # + compile
+        project_epochs(cfg, models[task], opts[task], args.test_every, args.compile)  # + compile
         warm[task] = time.perf_counter() - t
     for _ in range(args.rounds):
         for task, cfg in cfgs.items():
-            times[task, "baseline"].append(baseline_epochs(cfg, models[task, "baseline"], opts[task, "baseline"],
-                                                           args.epochs))
-            times[task, "project"].append(project_epochs(cfg, models[task, "project"], opts[task, "project"],
-                                                         args.project_epochs, args.compile))
+            times[task, "baseline"].append(baseline.epochs(task, args.epochs))
+            times[task, "project"].append(project_epochs(cfg, models[task], opts[task], args.project_epochs,
+                                                         args.compile))
+    baseline.close()
     median = {key: statistics.median(values) for key, values in times.items()}
     print(f"device={args.device} p={args.p} layers={args.layers} threads={args.threads} project: test_every={args.test_every} "
-          f"compile={args.compile} onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'}; "
+          f"compile={args.compile} onednn={'on' if onednn.available() and args.device == 'cpu' else 'off'} "
+          f"baseline={args.baseline}; "
           f"{args.rounds} rounds of {args.epochs} baseline and {args.project_epochs} project epochs per task")
     for task in tasks:
         base, proj = median[task, "baseline"], median[task, "project"]

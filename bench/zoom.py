@@ -79,6 +79,11 @@ def main() -> None:
         point = zoom.replay_point(root, cfg, epochs[0])
         print(f"run {args.run_id}: generalisation window {window.start}-{window.end} ({window.why})")
         print(f"zoom {start}-{stop} every {args.every}: {len(epochs)} new checkpoints; {point.describe()}", flush=True)
+        earlier = analysis_to_do(root, args.run_id)
+        if earlier:  # so that only the zoom's checkpoints are timed below
+            print(f"analysing the run's {len(earlier)} unanalysed checkpoints first (not timed)", flush=True)
+            for epoch in earlier:
+                analyze_epoch(root, args.run_id, epoch)
         base_epochs = args.span + cfg.state_every
         plain_training(root, cfg, point.epoch, 20)  # compile (if the run compiles) and warm up
         baseline = plain_training(root, cfg, point.epoch, base_epochs)
