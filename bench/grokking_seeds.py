@@ -2,10 +2,20 @@
 1e-3, weight decay 1, betas (0.9, 0.98), training fraction 0.3, full batch), beside the
 published ones.
 
-``--preset quick`` runs the quick preset's settings instead (p = 59, lr 6e-3). ``--variant warmup``
-trains with the original code's linear warm-up (``LambdaLR(min(step / 10, 1))``: the first step
-at lr 0, full lr from the 11th), to measure what separates our timings from published ones
-(docs/analyses.md); the original code's initialisation is ``--init nanda``.
+``--preset quick`` runs the quick preset's settings instead (p = 59, lr 6e-3). ``--variant``
+changes one thing towards the original code of Nanda et al. 2023, to measure what separates our
+timings from published ones (docs/analyses.md); the original code's initialisation is ``--init
+nanda``:
+
+- ``warmup``: its linear warm-up (``LambdaLR(min(step / 10, 1))``: the first step at lr 0, full
+  lr from the 11th);
+- ``tl``: nothing but the forward: TransformerLens's over all three positions (``model(x)[:, -1]``),
+  the control for the two below, which the fast forward cannot train;
+- ``biases``: as ``tl``, with the MLP biases ``b_in`` and ``b_out`` trained (from zero) and, as
+  in the original's single AdamW group, decayed;
+- ``classes``: as ``tl``, with p + 1 output classes (the original's unembedding is ``d_vocab``
+  wide, so ``=`` is a class the softmax must push down); the extra row of ``W_U`` is drawn at the
+  scheme's scale from its own generator, every other weight is the seed's.
 
 Each seed trains (``tasks.training.train``: the fast objective, compiled, no store, one thread)
 for an epoch budget, the test split evaluated every 10 epochs; the record is the first evaluated
@@ -18,7 +28,7 @@ already recorded for the same scheme and a budget at least as large are not run 
 
     nice -n 10 .venv/bin/python bench/grokking_seeds.py [--init legacy|native] [--seeds 1-8]
         [--epochs 20000] [--procs 2] [--device cpu|cuda] [--out bench/grokking_seeds.jsonl]
-        [--preset canonical|quick] [--variant warmup] [--report]
+        [--preset canonical|quick] [--variant warmup|tl|biases|classes] [--report]
 """
 
 from __future__ import annotations
@@ -71,8 +81,64 @@ def apply_variant(variant: str, optimizer) -> None:
             return out
 
         optimizer.step = step_then_schedule
-    elif variant:
-        raise ValueError(f"unknown variant {variant!r}: warmup")
+    elif variant not in ("", *TL_VARIANTS):
+        raise ValueError(f"unknown variant {variant!r}: warmup, {', '.join(TL_VARIANTS)}")
+
+
+TL_VARIANTS = ("tl", "biases", "classes")  # trained through TransformerLens's forward (train_tl)
+
+
+def variant_model(cfg, variant: str, device):
+    """The seed's model, changed as ``variant`` says (see the module docstring)."""
+    import math
+
+    import torch
+
+    from tasks.model import build_model
+
+    model = build_model(cfg, device)
+    if variant == "biases":
+        for name, prm in model.named_parameters():
+            if name.endswith(".bias") and ".mlp." in name:
+                prm.requires_grad_(True)
+    elif variant == "classes":
+        head = model.head._original_component
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        scale = head.weight.std().item() if cfg.model.init == "native" else (
+            1 / math.sqrt(cfg.d_vocab) if cfg.model.init == "nanda" else 0.8 / math.sqrt(cfg.model.d_model))
+        row = torch.randn(1, head.weight.shape[1], generator=gen) * scale
+        head.weight = torch.nn.Parameter(torch.cat([head.weight.detach(), row.to(head.weight.device)]))
+        if head.bias is not None:  # a buffer of zeros
+            head.bias = torch.zeros(head.out_features + 1, device=head.weight.device)
+        head.out_features += 1
+    return model
+
+
+def train_tl(cfg, model, optimizer, device) -> tuple[np.ndarray, int, bool]:
+    """Full-batch training through TransformerLens's forward, float64 loss, the test split every
+    10 epochs, until test accuracy reaches the last threshold: ``(test accuracy per epoch (NaN
+    where not evaluated), the last epoch trained, whether it stopped early)``."""
+    import torch
+    import torch.nn.functional as F
+
+    from tasks import data
+
+    probe, targets = data.full_probe(cfg).to(device), data.labels(cfg).to(device)
+    train_idx, test_idx = (i.to(device) for i in data.split(cfg))
+    x_train, y_train, x_test, y_test = probe[train_idx], targets[train_idx], probe[test_idx], targets[test_idx]
+    test_acc = np.full(cfg.num_epochs, np.nan)
+    for epoch in range(cfg.num_epochs):
+        loss = F.cross_entropy(model(x_train)[:, -1].double(), y_train)
+        if epoch % 10 == 0:
+            with torch.no_grad():
+                test_acc[epoch] = (model(x_test)[:, -1].argmax(-1) == y_test).double().mean().item()
+            if test_acc[epoch] >= THRESHOLDS[-1]:
+                return test_acc, epoch, True
+        if epoch < cfg.num_epochs - 1:
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return test_acc, cfg.num_epochs - 1, False
 
 
 def train_seed(init: str, seed: int, epochs: int, device: str, preset_name: str = "canonical",
@@ -87,6 +153,11 @@ def train_seed(init: str, seed: int, epochs: int, device: str, preset_name: str 
     torch.set_num_threads(1)
     cfg = preset(preset_name, seed=seed, init=init, num_epochs=epochs, checkpoint_epochs=(0,), test_every=10)
     dev = pick_device(device)
+    start = time.monotonic()
+    if variant in TL_VARIANTS:
+        model = variant_model(cfg, variant, dev)
+        acc, last, stopped = train_tl(cfg, model, make_optimizer(model, cfg), dev)
+        return record(init, seed, preset_name, variant, epochs, acc[: last + 1], last, stopped, start, dev)
     model = build_model(cfg, dev)
     optimizer = make_optimizer(model, cfg)
     apply_variant(variant, optimizer)
@@ -97,17 +168,20 @@ def train_seed(init: str, seed: int, epochs: int, device: str, preset_name: str 
         if (first_epochs(series.test_acc[: epoch + 1])[str(THRESHOLDS[-1])]) is not None:
             raise Reached
 
-    start = time.monotonic()
     try:
         series = train(cfg, model, optimizer, on_progress=on_progress, progress_every_s=5.0)
         last, stopped = epochs - 1, False
     except Reached:
         series, last, stopped = seen["series"], seen["epoch"], True
-    acc = series.test_acc[: last + 1]
+    return record(init, seed, preset_name, variant, epochs, series.test_acc[: last + 1], last, stopped, start, dev)
+
+
+def record(init, seed, preset_name, variant, epochs, acc, last, stopped, start, dev) -> dict:
+    """One seed's line of JSON; ``acc``: its test accuracy through epoch ``last``."""
     evaluated = np.flatnonzero(~np.isnan(acc))
-    return {"init": init, "seed": seed, "preset": preset_name, "variant": variant, "budget": epochs, "first": first_epochs(acc), "trained_to": last,
-            "last_test_acc": float(acc[evaluated[-1]]), "stopped_early": stopped,
-            "seconds": round(time.monotonic() - start, 1), "device": str(dev)}
+    return {"init": init, "seed": seed, "preset": preset_name, "variant": variant, "budget": epochs,
+            "first": first_epochs(acc), "trained_to": last, "last_test_acc": float(acc[evaluated[-1]]),
+            "stopped_early": stopped, "seconds": round(time.monotonic() - start, 1), "device": str(dev)}
 
 
 def _train(args: tuple) -> dict:
@@ -183,7 +257,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("bench/grokking_seeds.jsonl"))
     ap.add_argument("--preset", default="canonical", choices=("canonical", "quick"))
-    ap.add_argument("--variant", default="", choices=("", "warmup"))
+    ap.add_argument("--variant", default="", choices=("", "warmup", *TL_VARIANTS))
     ap.add_argument("--report", action="store_true", help="print what has finished, train nothing")
     args = ap.parse_args()
     key = (args.init, args.preset, args.variant)
