@@ -132,9 +132,10 @@ KNOBS: tuple[Knob, ...] = (
          "N(0, 0.64/d_model)); native: TransformerLens 4's (W_O, W_out / sqrt(2 n_layers)); "
          "nanda: the original paper code's (N(0, 1/d_model), W_U N(0, 1/d_vocab)); or xavier_uniform, "
          "xavier_normal, kaiming_uniform, kaiming_normal", "model.init", axis="inits",
-         parse=lambda text: one_of(config.INITS, text)),
+         label="initialisation", parse=lambda text: one_of(config.INITS, text)),
     Knob("state_every", "--state-every", int, "save the training state (weights, AdamW moments) every N "
-         "epochs, for tdw zoom (default: 500; 0: never)", "state_every", parse=non_negative),
+         "epochs, for tdw zoom (default: 500; 0: never)", "state_every",
+         label="save the state every N epochs (zoom)", parse=non_negative),
     Knob("schedule", "--schedule", str, "checkpoint schedule: fixed (default: the preset's epochs, or "
          "--checkpoints) or adaptive (a checkpoint where test loss, test accuracy or the weights move; "
          "tasks/adaptive.py)", "schedule", label="checkpoint schedule (fixed, adaptive)",

@@ -71,6 +71,7 @@ def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
                 f"run {run_id} already has {old.num_epochs} epochs; it cannot be shortened to "
                 f"{cfg.num_epochs} (use a new data or model seed for a new run)"
             )
+        asked = cfg
         if cfg.num_epochs == old.num_epochs and cfg.schedule != old.schedule:
             cfg = old  # a resume keeps the run's schedule (tdw zoom adds checkpoints inside a run)
         if cfg.num_epochs > old.num_epochs or set(cfg.checkpoint_epochs) - set(old.checkpoint_epochs):
@@ -80,8 +81,21 @@ def _prepare_run(root: str, cfg: RunConfig) -> RunConfig:
                 grow(store, cfg.to_dict(), cfg.checkpoint_epochs, cfg.num_epochs)
         else:
             cfg = old
+        _say_what_is_kept(asked, cfg)
         store.ensure_variables(variables())  # an analysis added since the run was created
     return cfg
+
+
+def _say_what_is_kept(asked: RunConfig, cfg: RunConfig) -> None:
+    """Warn, in one line, when an existing run keeps its schedule or state interval over the
+    ones asked (they change only when the run is extended: more epochs)."""
+    kept = [f"{name} {getattr(cfg, name)} (asked {getattr(asked, name)})"
+            for name in ("schedule", "state_every") if getattr(asked, name) != getattr(cfg, name)]
+    if asked.schedule == cfg.schedule == "adaptive" and asked.checkpoints_max != cfg.checkpoints_max:
+        kept.append(f"checkpoints_max {cfg.checkpoints_max} (asked {asked.checkpoints_max})")
+    if kept:
+        warnings.warn(f"run {cfg.run_id} keeps its {', '.join(kept)}: these change only when the run "
+                      f"is extended (more epochs)", stacklevel=3)
 
 
 def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Series, str | None]:

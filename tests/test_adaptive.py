@@ -178,3 +178,19 @@ def test_bad_schedule_options_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["train", *argv])
     assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_an_existing_run_keeps_its_schedule_and_state_interval_and_says_so(tmp_path):
+    import warnings
+
+    root = str(tmp_path)
+    cfg = preset("smoke", schedule="adaptive", checkpoints_max=9, num_epochs=80)
+    prepare_run(root, cfg)
+    every = cfg.state_every
+    with pytest.warns(UserWarning, match=rf"keeps its schedule adaptive \(asked fixed\), state_every {every} "
+                                         rf"\(asked {every + 7}\): these change only when the run is extended"):
+        kept = prepare_run(root, preset("smoke", num_epochs=80, state_every=every + 7))
+    assert kept.schedule == "adaptive" and kept.state_every == every
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepare_run(root, cfg) == kept  # asked as created: nothing to say

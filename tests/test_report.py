@@ -23,7 +23,7 @@ def test_report_on_a_run_that_did_not_grok(smoke_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| claim (Nanda et al. 2023) | holds | evidence |" in printed
     assert "initialisation legacy" in printed and "**Not generalised by its last epoch (149)" in printed
-    assert f"`tdw train --preset smoke --epochs 300 --runs {root}`" in printed
+    assert f"`tdw run --preset smoke --epochs 300 --runs {root}`" in printed
 
 
 def test_phases_and_checks_on_a_synthetic_grokking_story(monkeypatch):
@@ -88,7 +88,10 @@ def test_the_report_names_the_init_and_says_when_a_run_has_not_generalised(monke
     assert "initialisation native (TransformerLens 4's" in report.model_line(loaded)
     text = report.generalisation("/runs", "r", loaded)
     assert text.startswith("**Not generalised by its last epoch (990): test accuracy 0.90")
-    assert "`tdw train --preset canonical --seed 3 --init native --epochs 2000 --runs /runs`" in text
+    assert "`tdw run --preset canonical --seed 3 --init native --epochs 2000 --runs /runs`" in text
+    adaptive = loaded.replace(schedule="adaptive", checkpoints_max=40)  # keeps its schedule, twice the budget
+    assert ("`tdw run --preset canonical --seed 3 --init native --schedule adaptive --checkpoints-max 80 "
+            "--epochs 2000 --runs /runs`") in report.generalisation("/runs", "r", adaptive)
 
     series["train_loss"] = np.where(np.arange(n) < 500, 1.0, np.nan)  # still training
     assert report.generalisation("/runs", "r", loaded).startswith("Not generalised yet: test accuracy 0.90 at epoch 990, trained to 499 of 999")

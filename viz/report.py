@@ -95,7 +95,8 @@ def schedule_line(root: str, run_id: str, cfg: RunConfig) -> str:
 
 def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
     """When test accuracy first reached ``GENERALISED``; or, plainly, that it has not by the last
-    epoch trained, with the command that extends the run (twice the epochs)."""
+    epoch trained, with the command that extends and analyses the run (twice the epochs; an
+    adaptive run keeps its schedule, with twice the checkpoints)."""
     s = data.series(root, run_id)
     e = np.arange(len(s["test_acc"]))
     at = _first(e, s["test_acc"], lambda v: v >= GENERALISED)
@@ -110,7 +111,9 @@ def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
         return (f"Not generalised yet: test accuracy {acc:.2f} at epoch {last:,}, trained to {trained:,} "
                 f"of {cfg.num_epochs - 1:,}.")
     more = 2 * cfg.num_epochs
-    extend = " ".join(["tdw train", *knobs.options(cfg), "--epochs", str(more), "--runs", root])
+    schedule = (["--schedule", "adaptive", "--checkpoints-max", str(2 * cfg.checkpoints_max)]
+                if cfg.schedule == "adaptive" else [])
+    extend = " ".join(["tdw run", *knobs.options(cfg), *schedule, "--epochs", str(more), "--runs", root])
     return (f"**Not generalised by its last epoch ({last:,}): test accuracy {acc:.2f} (generalised means "
             f"≥ {GENERALISED}).** Some seeds grok later than others; extend it to {more:,} epochs "
             f"(same run id, checkpoints kept): `{extend}`")

@@ -1,7 +1,7 @@
 """The Train page: a form with the presets and the knobs that have a label in
-``tasks.knobs.KNOBS`` (a text field each, a checkbox for a switch), which starts ``tdw run``
-(the pipeline flow: train, then analyse every checkpoint as it lands) in its own background
-process, never in the server's callbacks. Bad input is reported next to its field (the
+``tasks.knobs.KNOBS`` (a text field each, a checkbox for a switch, a choice for the task and the
+initialisation), which starts ``tdw run`` (the pipeline flow: train, then analyse every
+checkpoint as it lands) in its own background process, never in the server's callbacks. Bad input is reported next to its field (the
 config's own validation, ``tasks.config.ConfigError``). Progress comes from the run's
 progress file (``tasks.progress``) and its store; with ``PREFECT_API_URL`` set, the flow run
 also shows in the Prefect UI.
@@ -25,7 +25,7 @@ import panel as pn
 from cli import guard
 from store.run_store import StoreError
 from tasks import progress
-from tasks.config import PRESETS, ConfigError, RunConfig, preset
+from tasks.config import INITS, PRESETS, ConfigError, RunConfig, preset
 from tasks.knobs import KNOBS, build_config
 from tasks.problems import PROBLEMS
 from viz import data
@@ -133,12 +133,15 @@ def status(job: Job) -> tuple[float, str]:
 
 def _field(name: str, knob) -> pn.widgets.Widget:
     """A knob's form field: a checkbox for a switch, a choice of the registry's tasks (each
-    named with its formula) for the task, else a text field."""
+    named with its formula) for the task, a choice of the schemes for the initialisation, else a
+    text field."""
     if knob.kind is bool:
         return pn.widgets.Checkbox(label=knob.label, width=200, margin=(20, 10))
     if name == "task":
         return pn.widgets.Select(label="task", options={f"{t}: {p.formula}": t for t, p in PROBLEMS.items()},
                                  width=200)
+    if name == "init":
+        return pn.widgets.Select(label=knob.label, options=list(INITS), width=200)
     return pn.widgets.TextInput(label=knob.label, width=200)
 
 
