@@ -62,3 +62,22 @@ def test_the_budget_is_shared_by_length_inside_the_windows_and_skips_existing_ch
     assert sum(map(len, plan.values())) <= 8 and len(plan[windows[1]]) == 6
     assert all(100 <= e <= 199 for e in plan[windows[0]]) and 133 not in plan[windows[0]]
     assert len(plan[windows[0]]) == 1  # two asked, one of them an existing checkpoint
+
+
+def test_auto_reads_the_series_up_to_the_last_epoch_trained_and_says_what_it_adds(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from cli.zoom import epochs_asked
+    from tasks import zoom
+    from tasks.config import preset
+
+    # stored series run to the end (a cleanup at 6,000, a spike at 8,000), but training stopped
+    # at 5,000: only the generalisation at 3,200-3,800 has happened
+    monkeypatch.setattr(zoom, "open_run", lambda root, run_id, mode="r": SimpleNamespace(series=_series))
+    monkeypatch.setattr(zoom, "trained_through", lambda root, run_id: 5_000)
+    cfg = preset("smoke", num_epochs=N, checkpoint_epochs=(0, 3000, 3400, N - 1))
+    args = SimpleNamespace(auto=True, start=None, stop=None, every=None, count=None, root="/runs", budget=12)
+    epochs = epochs_asked(args, cfg)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("generalisation at epochs ") and line.endswith(f"1 checkpoint(s) there, +{len(epochs)}")
+    assert 6 <= len(epochs) <= 12 and all(3200 <= e <= 3800 for e in epochs) and 3400 not in epochs
