@@ -152,27 +152,38 @@ def save_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[st
     _atomic_save(tensors, path, {"format": FORMAT, "epoch": str(epoch), "step": str(step), "matmul": matmul})
 
 
+def where(model: torch.nn.Module) -> str:
+    """Where ``model``'s steps run, as far as bit-identity goes: the device (a GPU by its name)
+    and torch's thread count, e.g. ``"cpu, 1 thread"``."""
+    dev = next(model.parameters()).device
+    name = f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
+    threads = torch.get_num_threads()
+    return f"{name}, {threads} thread{'s' * (threads != 1)}"
+
+
 def save_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, names: list[str],
                cfg: RunConfig, epoch: int, matmul: str, compiled: bool) -> None:
     """Everything a replay from ``epoch`` needs in one file: the model's ``state_dict`` (as
-    ``model.<name>``), the AdamW moments, and how the steps were computed (the products and
-    whether the loss was compiled)."""
+    ``model.<name>``), the AdamW moments, how the steps were computed (the products and whether
+    the loss was compiled) and where (:func:`where`)."""
     tensors, step = _moments(optimizer, names)
     tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     _atomic_save(tensors, path, {"format": FORMAT, "epoch": str(epoch), "step": str(step), "matmul": matmul,
-                                 "compiled": str(int(compiled)), "run_id": cfg.run_id})
+                                 "compiled": str(int(compiled)), "run_id": cfg.run_id, "where": where(model)})
 
 
 def load_state(path: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, names: list[str],
                cfg: RunConfig) -> dict:
     """Restore a :func:`save_state` file into ``model`` and ``optimizer``; returns ``{"epoch",
-    "matmul", "compiled"}``. Raises :class:`CheckpointError` if it is damaged or another run's."""
+    "matmul", "compiled", "where"}`` (``where`` None for a state saved before it was recorded).
+    Raises :class:`CheckpointError` if it is damaged or another run's."""
     tensors, meta = read_checkpoint(path)
     if meta.get("run_id") != cfg.run_id:
         raise CheckpointError(f"state {path} is run {meta.get('run_id')}, expected run {cfg.run_id}")
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     _restore(optimizer, names, tensors, float(meta["step"]))
-    return {"epoch": int(meta["epoch"]), "matmul": meta["matmul"], "compiled": meta["compiled"] == "1"}
+    return {"epoch": int(meta["epoch"]), "matmul": meta["matmul"], "compiled": meta["compiled"] == "1",
+            "where": meta.get("where")}
 
 
 def load_train_state(path: str, optimizer: torch.optim.Optimizer, names: list[str]) -> tuple[int, str]:

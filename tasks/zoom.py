@@ -14,6 +14,7 @@ the missing checkpoint files (files outside the schedule are ignored by everythi
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -110,6 +111,11 @@ def replay(root: str, cfg: RunConfig, epochs: list[int], device: str | None = No
         if point.path:
             saved = ckpt.load_state(point.path, model, optimizer, list(trainable(model)), cfg)
             matmul, compiled = saved["matmul"], saved["compiled"]
+            if saved["where"] not in (None, ckpt.where(model)):
+                warnings.warn(f"run {cfg.run_id}'s state at epoch {point.epoch} was saved on {saved['where']}; "
+                              f"this replay runs on {ckpt.where(model)}: its checkpoints are correct but not "
+                              f"bit-identical to what training wrote (use --device and --threads to match)",
+                              stacklevel=2)
         else:  # the run's choice of products and compile, as a fresh training makes it
             latest = layout.train_state_path(root, cfg.run_id)
             recorded = ckpt.header(latest).get("matmul") if files.isfile(latest) else None

@@ -160,3 +160,23 @@ def test_a_run_that_is_training_is_refused(tmp_path):
     with training_lock(str(tmp_path), cfg.run_id):
         with pytest.raises(RunBusy, match="being trained by another process"):
             zoom.zoom(str(tmp_path), cfg.run_id, [50], device="cpu")
+
+
+def test_a_replay_elsewhere_than_its_state_was_saved_says_it_is_not_bit_identical(tmp_path):
+    root = str(tmp_path)
+    cfg = _smoke(root)
+    threads = torch.get_num_threads()
+    assert ckpt.header(layout.state_path(root, cfg.run_id, 40))["where"] == ckpt.where(_model(cfg))
+    torch.set_num_threads(threads + 1)
+    try:
+        with pytest.warns(UserWarning, match=rf"state at epoch 40 was saved on cpu, {threads} thread.*; this replay "
+                                             rf"runs on cpu, {threads + 1} threads: .* not bit-identical"):
+            zoom.replay(root, cfg, [50], device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _model(cfg):
+    from tasks.model import build_model
+
+    return build_model(cfg)
