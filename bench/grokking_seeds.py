@@ -27,7 +27,7 @@ already recorded for the same scheme and a budget at least as large are not run 
 ``--report`` prints whatever has finished.
 
     nice -n 10 .venv/bin/python bench/grokking_seeds.py [--init legacy|native] [--seeds 1-8]
-        [--epochs 20000] [--procs 2] [--device cpu|cuda] [--out bench/grokking_seeds.jsonl]
+        [--epochs 20000] [--procs CORES] [--device auto|cpu|cuda] [--out bench/grokking_seeds.jsonl]
         [--preset canonical|quick] [--variant warmup|tl|biases|classes] [--report]
 """
 
@@ -250,11 +250,14 @@ def report(records: list[dict], key: tuple, seeds: list[int], epochs: int) -> st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--init", default="legacy")
+    from tasks.config import INITS
+
+    ap.add_argument("--init", default="legacy", choices=INITS)
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("1-8"))
     ap.add_argument("--epochs", type=int, default=20_000)
-    ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="seeds at once on a CPU (default: one "
+                    "per core); one on a GPU")
+    ap.add_argument("--device", default="auto", help="auto (default: a GPU when present), cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("bench/grokking_seeds.jsonl"))
     ap.add_argument("--preset", default="canonical", choices=("canonical", "quick"))
     ap.add_argument("--variant", default="", choices=("", "warmup", *TL_VARIANTS))
@@ -263,7 +266,10 @@ def main() -> None:
     key = (args.init, args.preset, args.variant)
     todo = [s for s in args.seeds if not done(load(args.out), key, s, args.epochs)]
     if todo and not args.report:
-        procs = 1 if args.device.startswith("cuda") else max(1, min(args.procs, len(todo)))
+        from tasks.training import pick_device
+
+        on_gpu = pick_device(args.device).type == "cuda"
+        procs = 1 if on_gpu else max(1, min(args.procs, len(todo)))
         jobs = [(args.init, s, args.epochs, args.device, args.preset, args.variant) for s in todo]
         with multiprocessing.get_context("spawn").Pool(procs) as pool:
             for record in pool.imap_unordered(_train, jobs):
