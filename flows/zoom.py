@@ -1,7 +1,7 @@
 """Zoom into a trained run (``zoom-<run id>``): replay its training to write checkpoints at new
 epochs (``tasks.zoom``), add them to the store, then fan out their analyses, the key-frequency
-ones included, one task per new checkpoint. Progress: a Prefect progress artifact and, on a
-terminal, a bar."""
+ones included, one task per new checkpoint. Progress of the replay and of the analyses: a
+Prefect progress artifact each and, on a terminal, a bar each."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from cli.terminal import Bar
@@ -60,6 +61,20 @@ def zoom_flow(run_id: str, epochs: list[int], runs_dir: str | None = None, devic
         replay(root, run_id, epochs, device)
     pending = pending_epochs(root, run_id)
     if pending:
-        analyze_checkpoint.map(unmapped(root), unmapped(run_id), pending).result()
+        analyse(root, run_id, pending)
     consolidate_finished(root, run_id)
     return pending
+
+
+def analyse(root: str, run_id: str, epochs: list[int]) -> None:
+    """One ``analyze-<epoch>`` task per checkpoint, their progress shown as they finish."""
+    artifact = create_progress_artifact(0.0, description=f"analysing {len(epochs)} checkpoint(s) of {run_id}")
+    bar = Bar(f"analyse {run_id}") if sys.stderr.isatty() else None
+    futures = analyze_checkpoint.map(unmapped(root), unmapped(run_id), epochs)
+    for done, future in enumerate(as_completed(futures), 1):
+        future.result()
+        update_progress_artifact(artifact, 100.0 * done / len(epochs))
+        if bar:
+            bar.update(done / len(epochs), f"analysed {done}/{len(epochs)}")
+    if bar:
+        bar.close(1.0, f"analysed {len(epochs)}")
