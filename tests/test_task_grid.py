@@ -8,12 +8,12 @@ from store.run_store import create_run
 from viz import compare, data, grid, viewer  # noqa: F401  (viewer: HoloViews' Bokeh backend, as on the page)
 
 def _run(root: str, task: str, frac: float, reach: int | None, seed: int = 1, epochs: int = 100,
-         trained: int | None = None) -> str:
+         trained: int | None = None, p: int = 7) -> str:
     """A store whose test accuracy (measured every 5 epochs) first reaches 0.95 at ``reach``
     (never when None), trained through ``trained`` epochs (default all). Its task is in its
     config alone (the root attributes are the viewer tests')."""
     run_id = f"{task.replace('+', 'p')}-f{frac}-s{seed}"
-    config = {"p": 7, "frac_train": frac, "num_epochs": epochs, "checkpoint_epochs": [0, epochs - 1]}
+    config = {"p": p, "frac_train": frac, "num_epochs": epochs, "checkpoint_epochs": [0, epochs - 1]}
     if task != "add":  # a config from before tasks were recorded: add
         config["task"] = task
     st = create_run(root, run_id, config, [0, epochs - 1], {"p": 7, "d_mlp": 4, "n_heads": 1, "num_epochs": epochs})
@@ -87,3 +87,19 @@ def test_compare_page_shows_the_grid_over_every_run_or_the_picked(sweep):
     assert len(page.plot.object.renderers[0].data_source.data["row"]) == 7
     page.mode.value = compare.MODES[0]
     assert page.measure.visible and page.plot.object.name == "compare"
+
+
+def test_runs_of_different_settings_get_rows_of_their_own(tmp_path):
+    root = str(tmp_path)
+    _run(root, "add", 0.3, 40)
+    _run(root, "add", 0.3, 60, seed=2)
+    _run(root, "add", 0.3, None, seed=3, p=11)  # the same task and fraction at another modulus
+    found = grid.outcomes(root, data.runs(root))
+    rows, fracs, cells = grid.cells(found)
+    assert rows == ["add · p 7", "add · p 11"] and fracs == [0.3]  # numbers in numeric order
+    text = {c.row: c.text for c in cells}
+    assert text == {"add · p 7": "50", "add · p 11": "did not generalise\nin 100 epochs"}  # not pooled
+    assert grid.markdown(found).splitlines()[2:] == ["| add · p 7 | 50 |", "| add · p 11 | did not generalise in 100 epochs |"]
+    labels = list(grid.plot(found).y_range.factors)
+    assert labels == ["add: (a + b) mod p · p 11", "add: (a + b) mod p · p 7"]  # the first row at the top
+    data.forget()

@@ -1,7 +1,10 @@
 """Tasks × training fractions: the epoch at which each run first generalises (test accuracy ≥
 0.95), one cell per (task, fraction), the workbench's version of Power et al. 2022's
 data-fraction figure. Read from the stored series and the store's root attributes (the task)
-and config (``frac_train``); nothing is recomputed."""
+and config (``frac_train``); nothing is recomputed. Runs are pooled only with runs of the same
+setting: where the runs shown differ in anything that changes the dynamics besides the task, the
+fraction and the seeds (``SETTING``: the modulus, learning rate, weight decay, depth, MLP width,
+initialisation), each setting gets its own row."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from viz import data
 
 THRESHOLD = 0.95  # test accuracy that counts as generalised
 NOT_GENERALISED = "#d9d9d9"  # a cell no run of which generalised: grey, hatched, with the text
+# what separates rows of one task: (label, path in the run's config)
+SETTING = (("p", ("p",)), ("lr", ("lr",)), ("wd", ("weight_decay",)), ("layers", ("model", "n_layers")),
+           ("d_mlp", ("model", "d_mlp")), ("init", ("model", "init")))
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,17 @@ class Outcome:
     epoch: int | None
     trained: int
     planned: int
+    setting: tuple = ()  # the run's value of each SETTING (None: not in its config)
+
+
+def _setting(cfg: dict) -> tuple:
+    values = []
+    for _, path in SETTING:
+        value = cfg
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(value)
+    return tuple(values)
 
 
 def outcome(root: str, run_id: str, threshold: float = THRESHOLD) -> Outcome:
@@ -39,7 +56,7 @@ def outcome(root: str, run_id: str, threshold: float = THRESHOLD) -> Outcome:
     hits = np.flatnonzero(np.nan_to_num(test, nan=-1.0) >= threshold)
     cfg, task = data.config(root, run_id), data.task(root, run_id)
     return Outcome(run_id, task.name, task.formula, float(cfg["frac_train"]), int(hits[0]) if len(hits) else None,
-                   data.trained_through(root, run_id) + 1, int(cfg["num_epochs"]))
+                   data.trained_through(root, run_id) + 1, int(cfg["num_epochs"]), _setting(cfg))
 
 
 def outcomes(root: str, runs: list[str]) -> list[Outcome]:
@@ -55,11 +72,17 @@ def outcomes(root: str, runs: list[str]) -> list[Outcome]:
 
 @dataclass(frozen=True)
 class Cell:
-    """The runs of one (task, fraction): the median epoch of those that generalised, how many did."""
+    """The runs of one (task, setting, fraction): the median epoch of those that generalised, how
+    many did. ``setting``: what sets this row apart from other rows of the task ("" if nothing)."""
 
     task: str
     frac: float
     runs: tuple[Outcome, ...]
+    setting: str = ""
+
+    @property
+    def row(self) -> str:
+        return f"{self.task} · {self.setting}" if self.setting else self.task
 
     @property
     def generalised(self) -> list[int]:
@@ -81,31 +104,47 @@ class Cell:
 
 
 def cells(found: list[Outcome]) -> tuple[list[str], list[float], list[Cell]]:
-    """``(tasks, fractions, cells)``: the tasks present (in the registry's order, an unknown one
-    after them by name) and fractions (ascending), and a cell for each (task, fraction) with runs."""
+    """``(rows, fractions, cells)``: the rows (a task, or a task and a setting where the runs'
+    settings differ: ``"add · p 59, lr 0.003"``), tasks in the registry's order (an unknown one
+    after them by name), then settings; the fractions (ascending); a cell for each (row,
+    fraction) with runs."""
     order = list(PROBLEMS)
-    tasks = sorted({o.task for o in found}, key=lambda t: (order.index(t) if t in order else len(order), t))
-    fracs = sorted({o.frac for o in found})
-    grouped: dict[tuple[str, float], list[Outcome]] = {}
+    varies = [i for i in range(len(SETTING)) if len({o.setting[i:i + 1] for o in found}) > 1]
+
+    def setting(o: Outcome) -> str:
+        return ", ".join(f"{SETTING[i][0]} {o.setting[i]:g}" if isinstance(o.setting[i], float)
+                         else f"{SETTING[i][0]} {o.setting[i]}" for i in varies)
+
+    grouped: dict[tuple, list[Outcome]] = {}
     for o in found:
-        grouped.setdefault((o.task, o.frac), []).append(o)
-    return tasks, fracs, [Cell(t, f, tuple(runs)) for (t, f), runs in sorted(grouped.items())]
+        rank = order.index(o.task) if o.task in order else len(order)
+        grouped.setdefault((rank, o.task, tuple(_order(o.setting[i]) for i in varies), o.frac), []).append(o)
+    grid = [Cell(task, frac, tuple(runs), setting(runs[0])) for (_, task, _, frac), runs in sorted(grouped.items())]
+    rows = list(dict.fromkeys(c.row for c in grid))
+    return rows, sorted({o.frac for o in found}), grid
+
+
+def _order(value) -> tuple:
+    """A sort key for a setting's value: numbers by value, before anything else by its text."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, float(value), "") if number else (1, 0.0, str(value))
 
 
 def plot(found: list[Outcome], width: int = 900):
     """The grid of these runs' outcomes as a Bokeh figure: rows are tasks (named with their
     formula), columns training fractions; a cell is coloured by its epoch on a log scale and
     says it, or is grey and hatched with "did not generalise in N epochs"; hover names the runs."""
-    tasks, fracs, grid = cells(found)
+    rows, fracs, grid = cells(found)
     formula = {o.task: o.formula for o in found}
-    rows = [f"{t}: {formula[t]}" for t in tasks]
+    label = {c.row: f"{c.task}: {formula[c.task]}" + (f" · {c.setting}" if c.setting else "") for c in grid}
+    rows = [label[r] for r in rows]
     cols = [f"{f:g}" for f in fracs]
     epochs = [max(c.epoch, 1) for c in grid if c.epoch is not None]
     low, high = (min(epochs), max(epochs)) if epochs else (1, 10)
     mapper = LogColorMapper(palette=Viridis256, low=low, high=high if high > low else 10 * low,
                             nan_color=NOT_GENERALISED)
     source = ColumnDataSource({
-        "row": [f"{c.task}: {formula[c.task]}" for c in grid], "col": [f"{c.frac:g}" for c in grid],
+        "row": [label[c.row] for c in grid], "col": [f"{c.frac:g}" for c in grid],
         "value": [max(c.epoch, 1) if c.epoch is not None else math.nan for c in grid],
         "hatch": ["/" if c.epoch is None else " " for c in grid],
         "text": [c.text for c in grid],
@@ -137,9 +176,9 @@ def _light(epoch: float, low: float, high: float) -> bool:
 
 def markdown(found: list[Outcome]) -> str:
     """The grid of these runs' outcomes as a markdown table (for the docs)."""
-    tasks, fracs, grid = cells(found)
-    at = {(c.task, c.frac): c.text.replace("\n", " ") for c in grid}
+    rows, fracs, grid = cells(found)
+    at = {(c.row, c.frac): c.text.replace("\n", " ") for c in grid}
     lines = ["| task | " + " | ".join(f"{f:g}" for f in fracs) + " |", "|---|" + "---|" * len(fracs)]
-    for t in tasks:
-        lines.append(f"| {t} | " + " | ".join(at.get((t, f), "") for f in fracs) + " |")
+    for r in rows:
+        lines.append(f"| {r} | " + " | ".join(at.get((r, f), "") for f in fracs) + " |")
     return "\n".join(lines)
