@@ -95,7 +95,7 @@ def _say_what_is_kept(asked: RunConfig, cfg: RunConfig) -> None:
         kept.append(f"checkpoints_max {cfg.checkpoints_max} (asked {asked.checkpoints_max})")
     if kept:
         warnings.warn(f"run {cfg.run_id} keeps its {', '.join(kept)}: these change only when the run "
-                      f"is extended (more epochs)", stacklevel=3)
+                      f"is extended (more epochs)", stacklevel=4)
 
 
 def _resume_point(root: str, cfg: RunConfig, model, optimizer) -> tuple[int, Series, str | None]:
