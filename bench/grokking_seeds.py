@@ -45,11 +45,6 @@ from pathlib import Path
 import numpy as np
 
 THRESHOLDS = (0.5, 0.95)
-PUBLISHED = (  # the anchors the canonical preset's timings are compared with
-    ("Nanda et al. 2023 (one run)", "cleanup ends near 13,300"),
-    ("TransformerLens grokking demo (one run)", "~14,000"),
-    ("GROKVERSE, 10 seeds of the same setup", "5,625 - 10,275, median 7,588"),
-)
 
 
 class Reached(Exception):
@@ -244,7 +239,9 @@ def report(records: list[dict], key: tuple, seeds: list[int], epochs: int) -> st
                          f"max {show(values[-1])} over {len(values)} seeds"
                          f" ({sum(v == math.inf for v in values)} not by the budget)")
     lines.append("published:")
-    lines += [f"  {who}: {what}" for who, what in PUBLISHED]
+    from tasks.published import GROKKING
+
+    lines += [f"  {who}: {what}" for who, what in GROKKING]
     return "\n".join(lines)
 
 

@@ -89,6 +89,9 @@ def test_the_report_names_the_init_and_says_when_a_run_has_not_generalised(monke
     text = report.generalisation("/runs", "r", loaded)
     assert text.startswith("**Not generalised by its last epoch (990): test accuracy 0.90")
     assert "`tdw run --preset canonical --seed 3 --init native --epochs 2000 --runs /runs`" in text
+    assert "Published at these settings: Nanda et al. 2023 (one run): cleanup ends near 13,300;" in text
+    other = report.RunConfig.from_dict(preset("canonical", num_epochs=n, lr=3e-3).to_dict())
+    assert "Published" not in report.generalisation("/runs", "r", other)  # another setup: nothing to compare
     adaptive = loaded.replace(schedule="adaptive", checkpoints_max=40)  # keeps its schedule, twice the budget
     assert ("`tdw run --preset canonical --seed 3 --init native --schedule adaptive --checkpoints-max 80 "
             "--epochs 2000 --runs /runs`") in report.generalisation("/runs", "r", adaptive)

@@ -23,7 +23,7 @@ import numpy as np
 import panel as pn
 
 from store.schema import SITES
-from tasks import adaptive, knobs
+from tasks import adaptive, knobs, published
 from tasks.config import RunConfig
 from viz import data, depth, llc, plots, progress
 
@@ -101,7 +101,7 @@ def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
     e = np.arange(len(s["test_acc"]))
     at = _first(e, s["test_acc"], lambda v: v >= GENERALISED)
     if at is not None:
-        return f"Generalised: test accuracy first ≥ {GENERALISED} at epoch {at:,}."
+        return f"Generalised: test accuracy first ≥ {GENERALISED} at epoch {at:,}.{_published(cfg)}"
     tested = e[~np.isnan(s["test_acc"])]
     if not len(tested):
         return "Generalisation: nothing trained yet."
@@ -116,7 +116,15 @@ def generalisation(root: str, run_id: str, cfg: RunConfig) -> str:
     extend = " ".join(["tdw run", *knobs.options(cfg), *schedule, "--epochs", str(more), "--runs", root])
     return (f"**Not generalised by its last epoch ({last:,}): test accuracy {acc:.2f} (generalised means "
             f"≥ {GENERALISED}).** Some seeds grok later than others; extend it to {more:,} epochs "
-            f"(same run id, checkpoints kept): `{extend}`")
+            f"(same run id, checkpoints kept): `{extend}`{_published(cfg)}")
+
+
+def _published(cfg: RunConfig) -> str:
+    """For a run of the canonical setup, the published times to compare with; else ""."""
+    if not published.comparable(cfg):
+        return ""
+    return (" Published at these settings: " + "; ".join(f"{who}: {what}" for who, what in published.GROKKING)
+            + ". This workbench's seeds, per initialisation: docs/benchmarks.md (`bench/grokking_seeds.py`).")
 
 
 @dataclass
