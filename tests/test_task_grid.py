@@ -100,6 +100,7 @@ def test_runs_of_different_settings_get_rows_of_their_own(tmp_path):
     text = {c.row: c.text for c in cells}
     assert text == {"add · p 7": "50", "add · p 11": "did not generalise\nin 100 epochs"}  # not pooled
     assert grid.markdown(found).splitlines()[2:] == ["| add · p 7 | 50 |", "| add · p 11 | did not generalise in 100 epochs |"]
+    assert {o.setting[-1] for o in found} == {"native"}  # configs from before the init knob: native runs
     labels = list(grid.plot(found).y_range.factors)
     assert labels == ["add: (a + b) mod p · p 11", "add: (a + b) mod p · p 7"]  # the first row at the top
     data.forget()

@@ -16,6 +16,7 @@ from bokeh.models import ColorBar, ColumnDataSource, FactorRange, HoverTool, Log
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
+from tasks.config import RunConfig
 from tasks.problems import PROBLEMS
 from viz import data
 
@@ -42,11 +43,17 @@ class Outcome:
 
 
 def _setting(cfg: dict) -> tuple:
+    """The run's value of each ``SETTING``, read as the run config reads its stored dict (so a
+    run made before a field existed has that field's value for such runs, e.g. ``init native``)."""
+    try:
+        run = RunConfig.from_dict(cfg)
+    except (ValueError, TypeError, KeyError):  # a config this version cannot read: its raw fields
+        run = None
     values = []
     for _, path in SETTING:
-        value = cfg
+        value = run if run is not None else cfg
         for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
+            value = getattr(value, key, None) if run is not None else (value or {}).get(key)
         values.append(value)
     return tuple(values)
 
