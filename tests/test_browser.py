@@ -370,7 +370,7 @@ def test_train_page_validates_and_starts_a_run(page, runs):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text(re.compile(r"p31-s11-d598-\w+")).first.wait_for(timeout=15_000)
     page.get_by_text(re.compile(r"finished · epoch 149/149")).first.wait_for(timeout=150_000)
-    page.get_by_text(re.compile(r"analysed 5 checkpoint")).first.wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"analysed 5 checkpoint")).first.wait_for(timeout=90_000)  # load-tolerant
     page.get_by_role("button", name="Open").first.click()
     page.wait_for_function("window.location.search.includes('run=p31-s11-')", timeout=15_000)
     plots = _until(page, lambda p: all(n in p for n in VIEWS), timeout=30)

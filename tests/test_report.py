@@ -99,7 +99,12 @@ def test_the_report_names_the_init_and_says_when_a_run_has_not_generalised(monke
     series["train_loss"] = np.where(np.arange(n) < 500, 1.0, np.nan)  # still training
     assert report.generalisation("/runs", "r", loaded).startswith("Not generalised yet: test accuracy 0.90 at epoch 990, trained to 499 of 999")
     acc[700] = 0.97
-    assert report.generalisation("/runs", "r", loaded) == "Generalised: test accuracy first ≥ 0.95 at epoch 700."
+    assert report.generalisation("/runs", "r", loaded) == (
+        "Generalised: test accuracy first ≥ 0.95 at epoch 700. Published at these settings: Nanda et al. 2023 "
+        "(one run): cleanup ends near 13,300; TransformerLens grokking demo (one run): ~14,000; GROKVERSE, 10 seeds "
+        "of the same setup: 5,625 - 10,275, median 7,588. This workbench's seeds, per initialisation: "
+        "docs/benchmarks.md (`bench/grokking_seeds.py`).")
+    assert report.generalisation("/runs", "r", other) == "Generalised: test accuracy first ≥ 0.95 at epoch 700."
     assert "initialisation legacy (the HookedTransformer's" in report.model_line(preset("quick"))
 
 
