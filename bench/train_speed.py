@@ -68,8 +68,8 @@ def project_epochs(cfg, model, opt, n: int, compile_mode: str) -> float:
     return (time.perf_counter() - t) / n * 1e3
 
 
-def _baseline_setup(tasks: list[str], args):
-    """The baseline's configs, models and optimisers, one per task (the same seeds, so the same
+def _setup(tasks: list[str], args):
+    """Configs, models and optimisers, one per task, for either loop (the same seeds, so the same
     initial weights in either process)."""
     cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task, n_layers=args.layers)
             for task in tasks}
@@ -80,7 +80,7 @@ def _baseline_setup(tasks: list[str], args):
 def _baseline_child(conn, tasks: list[str], args) -> None:
     """The baseline in its own process: answers each ``(task, epochs)`` with ms/epoch."""
     torch.set_num_threads(args.threads)
-    cfgs, models, opts = _baseline_setup(tasks, args)
+    cfgs, models, opts = _setup(tasks, args)
     while (ask := conn.recv()) is not None:
         task, n = ask
         conn.send(baseline_epochs(cfgs[task], models[task], opts[task], n))
@@ -97,7 +97,7 @@ class Baseline:
                 target=_baseline_child, args=(theirs, tasks, args), daemon=True)
             self.child.start()
         else:
-            self.cfgs, self.models, self.opts = _baseline_setup(tasks, args)
+            self.cfgs, self.models, self.opts = _setup(tasks, args)
 
     def epochs(self, task: str, n: int) -> float:
         if self.conn is None:
@@ -131,11 +131,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tasks = args.task.split(",")
-    cfgs = {task: preset("canonical", p=args.p, test_every=args.test_every, task=task, n_layers=args.layers)
-            for task in tasks}
     baseline = Baseline(tasks, args, own=args.baseline == "own-process")
-    models = {task: build_model(cfg, pick_device(args.device)) for task, cfg in cfgs.items()}
-    opts = {task: make_optimizer(m, cfgs[task]) for task, m in models.items()}
+    cfgs, models, opts = _setup(tasks, args)
     times = {(task, loop): [] for task in tasks for loop in ("baseline", "project")}
     warm = {}
     for task, cfg in cfgs.items():
